@@ -1,0 +1,20 @@
+"""Numerical settings shared by the whole package, in one place.
+
+Numba flags and the tolerances that decide what counts as a valid input live
+here rather than in the functions that use them, so that changing how the
+kernels are compiled, or how strict an input check is, is a one-line edit.
+"""
+
+# ``cache``: compiled kernels are written next to the source, so a second run
+# does not recompile.  ``fastmath`` stays off: it allows the compiler to
+# reassociate sums, and the package promises results that match a plain
+# reference to rounding.
+NUMBA_OPTIONS = {"cache": True, "fastmath": False, "nogil": True}
+
+# The fused optimiser kernel touches every coefficient of every parameter in
+# one pass; it is the only kernel large enough to gain from threads.
+NUMBA_PARALLEL_OPTIONS = {**NUMBA_OPTIONS, "parallel": True}
+
+# Relative size of a primal, compared with the largest primal in the array,
+# below which a division, log or real power is refused as not analytic.
+SINGULAR_TOLERANCE = 0.0

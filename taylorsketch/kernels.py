@@ -1,0 +1,232 @@
+"""Numba kernels on plain coefficient arrays (tier 1: no classes, no Jets).
+
+Every kernel works on *full* coefficient arrays of shape ``(K+1, L)``: row
+``r`` holds the coefficients ``c_r`` of ``L`` independent scalar series, and
+row 0 holds the primal (repeated for every direction that shares it).  The
+convention is the normalised one of :mod:`taylorsketch.jet`,
+``c_r = f^(r)(0) / r!``, so products are plain Cauchy products.
+
+Most rules come from a first-order ODE ``y' = d(x) x'`` that the function
+satisfies.  Comparing the coefficients of ``t^(k-1)`` in ``y' = d x'`` gives
+
+    y_k = (1/k) * sum_{j=1..k} j x_j d_{k-j},          k >= 1,
+
+which is O(K^2) per scalar (Griewank and Walther, *Evaluating Derivatives*,
+ch. 13).  Each kernel below states its recurrence.  Row 0 of every output is
+written by the caller (it is the ordinary function value, computed once by
+numpy); kernels fill rows 1..K.
+
+Shape legend: K = order, L = number of scalars (directions x elements).
+"""
+
+import numba
+import numpy as np
+
+from ._config import NUMBA_OPTIONS, NUMBA_PARALLEL_OPTIONS
+
+njit = numba.njit(**NUMBA_OPTIONS)
+
+
+@njit
+def mul(a, b, out):
+    """Cauchy product ``out_k = sum_{i=0..k} a_i b_{k-i}`` for every row k."""
+    n_rows, n = a.shape
+    for k in range(n_rows):
+        for l in range(n):
+            out[k, l] = a[0, l] * b[k, l]
+        for i in range(1, k + 1):
+            for l in range(n):
+                out[k, l] += a[i, l] * b[k - i, l]
+
+
+@njit
+def div(a, b, out):
+    """Quotient ``y = a / b``: from ``y b = a``, ``y_k = (a_k - sum_{j=1..k} b_j y_{k-j}) / b_0``."""
+    n_rows, n = a.shape
+    for k in range(1, n_rows):
+        for l in range(n):
+            out[k, l] = a[k, l]
+        for j in range(1, k + 1):
+            for l in range(n):
+                out[k, l] -= b[j, l] * out[k - j, l]
+        for l in range(n):
+            out[k, l] /= b[0, l]
+
+
+@njit
+def ode(x, d, out):
+    """``y' = d x'`` with ``d`` known in full: ``y_k = (1/k) sum_{j=1..k} j x_j d_{k-j}``."""
+    n_rows, n = x.shape
+    for k in range(1, n_rows):
+        for l in range(n):
+            out[k, l] = 0.0
+        for j in range(1, k + 1):
+            w = j / k
+            for l in range(n):
+                out[k, l] += w * x[j, l] * d[k - j, l]
+
+
+@njit
+def exp(x, out):
+    """``y = exp(x)``: ``y' = y x'``, the ODE recurrence with ``d = y`` itself."""
+    n_rows, n = x.shape
+    for k in range(1, n_rows):
+        for l in range(n):
+            out[k, l] = 0.0
+        for j in range(1, k + 1):
+            w = j / k
+            for l in range(n):
+                out[k, l] += w * x[j, l] * out[k - j, l]
+
+
+@njit
+def log(x, out):
+    """``y = log(x)``: from ``x y' = x'``, ``y_k = (x_k - (1/k) sum_{j=1..k-1} j y_j x_{k-j}) / x_0``."""
+    n_rows, n = x.shape
+    for k in range(1, n_rows):
+        for l in range(n):
+            out[k, l] = x[k, l]
+        for j in range(1, k):
+            w = j / k
+            for l in range(n):
+                out[k, l] -= w * out[j, l] * x[k - j, l]
+        for l in range(n):
+            out[k, l] /= x[0, l]
+
+
+@njit
+def power(x, a, out):
+    """``y = x^a`` (real ``a``): from ``x y' = a y x'``,
+    ``y_k = (1/(k x_0)) sum_{j=1..k} (a j - (k - j)) x_j y_{k-j}``."""
+    n_rows, n = x.shape
+    for k in range(1, n_rows):
+        for l in range(n):
+            out[k, l] = 0.0
+        for j in range(1, k + 1):
+            w = (a * j - (k - j)) / k
+            for l in range(n):
+                out[k, l] += w * x[j, l] * out[k - j, l]
+        for l in range(n):
+            out[k, l] /= x[0, l]
+
+
+@njit
+def tanh(x, out, z):
+    """``y = tanh(x)``: ``y' = z x'`` with ``z = 1 - y^2`` built alongside.
+
+    ``z`` is a work array of the same shape; on return it holds ``1 - y^2``.
+    """
+    n_rows, n = x.shape
+    for l in range(n):
+        z[0, l] = 1.0 - out[0, l] * out[0, l]
+    for k in range(1, n_rows):
+        for l in range(n):
+            out[k, l] = 0.0
+        for j in range(1, k + 1):
+            w = j / k
+            for l in range(n):
+                out[k, l] += w * x[j, l] * z[k - j, l]
+        for l in range(n):
+            z[k, l] = 0.0
+        for i in range(k + 1):
+            for l in range(n):
+                z[k, l] -= out[i, l] * out[k - i, l]
+
+
+@njit
+def sincos(x, s, c):
+    """``s = sin(x)``, ``c = cos(x)`` together: ``s' = c x'`` and ``c' = -s x'``."""
+    n_rows, n = x.shape
+    for k in range(1, n_rows):
+        for l in range(n):
+            s[k, l] = 0.0
+            c[k, l] = 0.0
+        for j in range(1, k + 1):
+            w = j / k
+            for l in range(n):
+                s[k, l] += w * x[j, l] * c[k - j, l]
+                c[k, l] -= w * x[j, l] * s[k - j, l]
+
+
+@njit
+def compose(x, derivatives, out):
+    """Faa di Bruno: ``y = h(x)`` from ``h^(n)(x_0)``, n = 0..K (``derivatives`` is ``(K+1, L)``).
+
+    With ``u = x - x_0`` (a series without constant term), ``h(x) = sum_n h^(n)(x_0) u^n / n!``
+    and ``u^n`` starts at order n, so ``y_k = sum_{n=1..k} h^(n)(x_0)/n! (u^n)_k``.  The powers
+    of ``u`` are built by Cauchy products; this is Faa di Bruno's formula with its Bell
+    polynomials summed by the computer rather than enumerated.  O(K^3).
+    """
+    n_rows, n = x.shape
+    u_pow = np.zeros_like(x)  # u^p for the current p, rows < p are zero
+    nxt = np.zeros_like(x)
+    for k in range(1, n_rows):
+        for l in range(n):
+            u_pow[k, l] = x[k, l]
+            out[k, l] = 0.0
+    factorial = 1.0
+    for p in range(1, n_rows):
+        factorial *= p
+        for k in range(p, n_rows):
+            for l in range(n):
+                out[k, l] += derivatives[p, l] / factorial * u_pow[k, l]
+        # u^(p+1) = u * u^p, both without constant term
+        for k in range(n_rows):
+            for l in range(n):
+                nxt[k, l] = 0.0
+        for k in range(p + 1, n_rows):
+            for i in range(1, k - p + 1):
+                for l in range(n):
+                    nxt[k, l] += x[i, l] * u_pow[k - i, l]
+        for k in range(n_rows):
+            for l in range(n):
+                u_pow[k, l] = nxt[k, l]
+
+
+@numba.njit(**NUMBA_PARALLEL_OPTIONS)
+def adam_update(p0, m0, v0, g0, ps, ms, vs, gs, beta1, beta2, lr, bias1, bias2, eps):
+    """One Adam step of the paper's variant on every parameter's jet, fused and in place.
+
+    ``m <- beta1 m + (1-beta1) g``; ``v <- beta2 v + (1-beta2) g^2``;
+    ``p <- p - lr * (m/bias1) / sqrt(v/bias2 + eps)``, in jet arithmetic:
+    ``g^2`` is a Cauchy product, ``s = sqrt(v_hat + eps)`` the ``x^(1/2)``
+    recurrence and ``q = m_hat / s`` the division recurrence.  Unlike the other
+    kernels this one takes the primal once, ``(P,)``, beside the series
+    ``(K, M, P)``: the optimiser state is the largest array of a jet run.  One
+    pass over memory instead of a dozen temporaries.
+    """
+    n_orders, n_dirs, n = ps.shape
+    vh0 = np.empty(n)
+    s0 = np.empty(n)
+    q0 = np.empty(n)
+    for l in numba.prange(n):
+        m0[l] = beta1 * m0[l] + (1.0 - beta1) * g0[l]
+        v0[l] = beta2 * v0[l] + (1.0 - beta2) * g0[l] * g0[l]
+        vh0[l] = v0[l] / bias2 + eps
+        s0[l] = np.sqrt(vh0[l])
+        q0[l] = m0[l] / bias1 / s0[l]
+    for d in numba.prange(n_dirs):
+        s = np.empty(n_orders + 1, dtype=ps.dtype)
+        q = np.empty(n_orders + 1, dtype=ps.dtype)
+        for l in range(n):
+            s[0] = s0[l]
+            q[0] = q0[l]
+            for k in range(1, n_orders + 1):
+                g2 = 2.0 * g0[l] * gs[k - 1, d, l]
+                for i in range(1, k):
+                    g2 += gs[i - 1, d, l] * gs[k - i - 1, d, l]
+                ms[k - 1, d, l] = beta1 * ms[k - 1, d, l] + (1.0 - beta1) * gs[k - 1, d, l]
+                vs[k - 1, d, l] = beta2 * vs[k - 1, d, l] + (1.0 - beta2) * g2
+            for k in range(1, n_orders + 1):
+                acc = 0.0 * s[0]
+                for j in range(1, k + 1):
+                    acc += (0.5 * j - (k - j)) / k * (vs[j - 1, d, l] / bias2) * s[k - j]
+                s[k] = acc / vh0[l]
+            for k in range(1, n_orders + 1):
+                acc = ms[k - 1, d, l] / bias1
+                for j in range(1, k + 1):
+                    acc -= s[j] * q[k - j]
+                q[k] = acc / s[0]
+                ps[k - 1, d, l] -= lr * q[k]
+    for l in numba.prange(n):
+        p0[l] -= lr * q0[l]

@@ -1,0 +1,385 @@
+"""Jet rules: how each primitive maps input coefficients to output coefficients.
+
+Every rule has one signature (as in JAX's ``jet``)::
+
+    rule(primals, series, **params) -> (primal, series)
+
+``primals`` is a tuple of arrays ``c_0`` (one per operand), ``series`` the
+matching tuple of ``(K, M, *shape)`` arrays holding ``c_1..c_K`` for ``M``
+directions, or ``None`` for an operand that is a constant.  Rules see plain
+arrays only; :mod:`taylorsketch.jet` wraps them for the ``Jet`` type.  Every
+rule is registered in :data:`RULES` right after its definition.  Operations
+that are compositions of these (``sqrt``, ``sigmoid``, ``gelu``, ``softmax``,
+...) have no rule of their own: see :mod:`taylorsketch.functions`.
+
+Operands of elementwise rules arrive with equal ``ndim`` (the caller inserts
+length-1 axes after the two leading series axes), so numpy broadcasting lines
+up ``c_r`` of every operand.
+"""
+
+import math
+
+import numpy as np
+import scipy.special
+
+from . import kernels
+
+RULES = {}
+
+
+def register(name):
+    def decorate(rule):
+        RULES[name] = rule
+        return rule
+    return decorate
+
+
+# ----------------------------------------------------------------------------
+# helpers: full coefficient arrays for the kernels
+
+
+def _full(x0, xs, shape, dtype):
+    """Stack ``c_0`` (repeated per direction) over ``c_1..c_K``: ``(K+1, M*N)`` contiguous."""
+    order, n_dirs = xs.shape[:2]
+    full = np.empty((order + 1, n_dirs) + shape, dtype=dtype)
+    full[0] = x0
+    full[1:] = xs
+    return full.reshape(order + 1, -1)
+
+
+def _unfull(full, order, n_dirs, shape):
+    return full[1:].reshape((order, n_dirs) + shape)
+
+
+def _out_dtype(*arrays):
+    return np.result_type(np.float64, *[a for a in arrays if a is not None])
+
+
+def _check_domain(name, x0, real_condition, complex_condition, what):
+    if np.iscomplexobj(x0):
+        bad = ~complex_condition(x0)
+    else:
+        bad = ~real_condition(x0)
+    if np.any(bad):
+        example = np.asarray(x0)[bad].flat[0]
+        raise ValueError(
+            f"{name}: the primal has {int(np.count_nonzero(bad))} entries where {name} is "
+            f"not analytic ({what}), e.g. {example!r}; a jet cannot be expanded there")
+
+
+def _positive(x):
+    return x > 0
+
+
+def _off_branch_cut(x):
+    return ~((x.imag == 0) & (x.real <= 0))
+
+
+def _nonzero(x):
+    return x != 0
+
+
+def _unary_kernel_rule(name, primal_fn, kernel, domain=None):
+    """Rule for ``y = f(x)`` whose series is filled in place by a kernel."""
+    def rule(primals, series):
+        (x0,), (xs,) = primals, series
+        if domain is not None:
+            _check_domain(name, x0, *domain)
+        y0 = primal_fn(x0)
+        order, n_dirs = xs.shape[:2]
+        shape = np.shape(x0)
+        dtype = _out_dtype(x0, xs, y0)
+        x = _full(x0, xs, shape, dtype)
+        y = np.empty_like(x)
+        y.reshape((order + 1, n_dirs) + shape)[0] = y0
+        kernel(x, y)
+        return y0, _unfull(y, order, n_dirs, shape)
+    return register(name)(rule)
+
+
+# ----------------------------------------------------------------------------
+# linear and bilinear primitives
+
+
+@register("add")
+def add_rule(primals, series):
+    (a0, b0), (as_, bs) = primals, series
+    y0 = a0 + b0
+    if as_ is None:
+        return y0, np.broadcast_to(bs, bs.shape[:2] + y0.shape)
+    if bs is None:
+        return y0, np.broadcast_to(as_, as_.shape[:2] + y0.shape)
+    return y0, as_ + bs
+
+
+@register("neg")
+def neg_rule(primals, series):
+    return -primals[0], -series[0]
+
+
+@register("mul")
+def mul_rule(primals, series):
+    (a0, b0), (as_, bs) = primals, series
+    y0 = a0 * b0
+    if bs is None:
+        return y0, as_ * b0
+    if as_ is None:
+        return y0, a0 * bs
+    order, n_dirs = as_.shape[:2]
+    shape = np.shape(y0)
+    dtype = _out_dtype(a0, as_, b0, bs)
+    a = _full(a0, as_, shape, dtype)
+    b = _full(b0, bs, shape, dtype)
+    y = np.empty_like(a)
+    kernels.mul(a, b, y)
+    return y0, _unfull(y, order, n_dirs, shape)
+
+
+@register("div")
+def div_rule(primals, series):
+    (a0, b0), (as_, bs) = primals, series
+    if bs is None:
+        return a0 / b0, as_ / b0
+    _check_domain("division", b0, _nonzero, _nonzero, "the divisor's primal is 0")
+    y0 = a0 / b0
+    order, n_dirs = bs.shape[:2]
+    shape = np.shape(y0)
+    if as_ is None:
+        as_ = np.zeros((order, n_dirs) + (1,) * len(shape))
+    dtype = _out_dtype(a0, as_, b0, bs)
+    a = _full(a0, as_, shape, dtype)
+    b = _full(b0, bs, shape, dtype)
+    y = np.empty_like(a)
+    y.reshape((order + 1, n_dirs) + shape)[0] = y0
+    kernels.div(a, b, y)
+    return y0, _unfull(y, order, n_dirs, shape)
+
+
+def matmul_stack(a, b):
+    """``np.matmul`` that turns a stack times a matrix into a single GEMM.
+
+    ``(..., n, k) @ (k, p)`` folds the stack into the rows; ``(n, k) @ (..., k, p)``
+    moves the stack into the columns.  Both are what a jet produces when one
+    operand is a primal shared by every order and direction.
+    """
+    if b.ndim == 2 and a.ndim > 2:
+        rows = a.reshape(-1, a.shape[-1])
+        return (rows @ b).reshape(a.shape[:-1] + (b.shape[-1],))
+    if a.ndim == 2 and b.ndim > 2:
+        cols = np.moveaxis(b, -2, 0)                     # (k, ..., p)
+        out = a @ cols.reshape(cols.shape[0], -1)        # (n, ... * p)
+        return np.moveaxis(out.reshape((a.shape[0],) + cols.shape[1:]), 0, -2)
+    return np.matmul(a, b)
+
+
+def _expand_series(xs, ndim):
+    """Insert length-1 axes after (K, M) so the series has ``ndim`` trailing axes."""
+    missing = ndim - (xs.ndim - 2)
+    if missing <= 0:
+        return xs
+    return xs.reshape(xs.shape[:2] + (1,) * missing + xs.shape[2:])
+
+
+@register("matmul")
+def matmul_rule(primals, series):
+    """``(A B)_r = sum_{i+j=r} A_i B_j``: two GEMMs against the primals, then the
+    cross terms ``i, j >= 1`` as one batched product per order r, by laying
+    ``A_1..A_{r-1}`` side by side against ``B_{r-1}..B_1`` stacked."""
+    (a0, b0), (as_, bs) = primals, series
+    a_vector, b_vector = a0.ndim == 1, b0.ndim == 1
+    if a_vector:
+        a0 = a0[None, :]
+        as_ = None if as_ is None else as_[..., None, :]
+    if b_vector:
+        b0 = b0[:, None]
+        bs = None if bs is None else bs[..., :, None]
+    y0 = np.matmul(a0, b0)
+    ndim = y0.ndim
+    ys = None
+    if as_ is not None:
+        ys = matmul_stack(_expand_series(as_, ndim), b0)
+    if bs is not None:
+        term = matmul_stack(a0, _expand_series(bs, ndim))
+        ys = term if ys is None else ys + term
+    if as_ is not None and bs is not None and as_.shape[0] >= 2:
+        ys = _matmul_cross(_expand_series(as_, ndim), _expand_series(bs, ndim), ys)
+    if a_vector and b_vector:
+        return y0[..., 0, 0], ys[..., 0, 0]
+    if b_vector:
+        return y0[..., 0], ys[..., 0]
+    if a_vector:
+        return y0[..., 0, :], ys[..., 0, :]
+    return y0, ys
+
+
+def _matmul_cross(as_, bs, ys):
+    order, k = as_.shape[0], as_.shape[-1]
+    ys = np.array(ys, dtype=np.result_type(ys, as_, bs), copy=True)
+    # A_cat[m, ..., n, (i-1)*k + c] = A_i[m, ..., n, c]           for i = 1..K
+    a_cat = np.moveaxis(as_, 0, -2)
+    a_cat = a_cat.reshape(a_cat.shape[:-2] + (order * k,))
+    # B_flip[m, ..., (K-j)*k + c, p] = B_j[m, ..., c, p]           for j = K..1
+    b_flip = np.moveaxis(bs[::-1], 0, -3)
+    b_flip = b_flip.reshape(b_flip.shape[:-3] + (order * k, b_flip.shape[-1]))
+    for r in range(2, order + 1):
+        ys[r - 1] += np.matmul(a_cat[..., : (r - 1) * k], b_flip[..., (order - r + 1) * k:, :])
+    return ys
+
+
+# ----------------------------------------------------------------------------
+# nonlinear elementwise primitives (recurrences in kernels.py)
+
+_unary_kernel_rule("exp", np.exp, kernels.exp)
+_unary_kernel_rule("log", np.log, kernels.log,
+                   domain=(_positive, _off_branch_cut, "log needs x_0 > 0"))
+
+
+@register("pow")
+def pow_rule(primals, series, exponent):
+    """``x^a`` for a real, non-integer ``a`` (integer powers are products)."""
+    (x0,), (xs,) = primals, series
+    _check_domain(f"x**{exponent}", x0, _positive, _off_branch_cut,
+                  "a real power needs x_0 > 0")
+    y0 = np.power(x0, exponent)
+    order, n_dirs = xs.shape[:2]
+    shape = np.shape(x0)
+    dtype = _out_dtype(x0, xs, y0)
+    x = _full(x0, xs, shape, dtype)
+    y = np.empty_like(x)
+    y.reshape((order + 1, n_dirs) + shape)[0] = y0
+    kernels.power(x, float(exponent), y)
+    return y0, _unfull(y, order, n_dirs, shape)
+
+
+def _tanh_kernel(x, y):
+    kernels.tanh(x, y, np.empty_like(x))
+
+
+_unary_kernel_rule("tanh", np.tanh, _tanh_kernel)
+
+
+def _erf_kernel(x, y):
+    """``erf' = (2/sqrt(pi)) exp(-x^2)``: build that jet, then the ODE recurrence."""
+    square = np.empty_like(x)
+    kernels.mul(x, x, square)
+    gauss = np.empty_like(x)
+    gauss[0] = np.exp(-square[0])
+    kernels.exp(-square, gauss)
+    kernels.ode(x, (2.0 / math.sqrt(math.pi)) * gauss, y)
+
+
+_unary_kernel_rule("erf", scipy.special.erf, _erf_kernel)
+
+
+def _sin_kernel(x, y):
+    cos = np.empty_like(x)
+    cos[0] = np.cos(x[0])
+    kernels.sincos(x, y, cos)
+
+
+def _cos_kernel(x, y):
+    sin = np.empty_like(x)
+    sin[0] = np.sin(x[0])
+    kernels.sincos(x, sin, y)
+
+
+_unary_kernel_rule("sin", np.sin, _sin_kernel)
+_unary_kernel_rule("cos", np.cos, _cos_kernel)
+
+
+@register("compose")
+def compose_rule(primals, series, derivatives):
+    """``h(x)`` from ``derivatives`` = ``[h(x_0), h'(x_0), ..., h^(K)(x_0)]``, shape ``(K+1, *shape)``."""
+    (x0,), (xs,) = primals, series
+    order, n_dirs = xs.shape[:2]
+    shape = np.shape(x0)
+    derivatives = np.broadcast_to(np.asarray(derivatives), (order + 1,) + shape)
+    dtype = _out_dtype(x0, xs, derivatives)
+    x = _full(x0, xs, shape, dtype)
+    d = np.empty_like(x)
+    d.reshape((order + 1, n_dirs) + shape)[:] = derivatives[:, None]
+    y = np.empty_like(x)
+    kernels.compose(x, d, y)
+    return derivatives[0].copy(), _unfull(y, order, n_dirs, shape)
+
+
+# ----------------------------------------------------------------------------
+# structural (linear) primitives: the same map on c_0 and on every c_r
+
+
+def _series_axis(axis, ndim):
+    """Axis of the series array that holds primal axis ``axis``."""
+    axis = axis + ndim if axis < 0 else axis
+    if not 0 <= axis < ndim:
+        raise np.exceptions.AxisError(axis, ndim)
+    return axis + 2
+
+
+@register("sum")
+def sum_rule(primals, series, axis=None, keepdims=False):
+    (x0,), (xs,) = primals, series
+    axes = tuple(range(x0.ndim)) if axis is None else (axis if isinstance(axis, tuple) else (axis,))
+    series_axes = tuple(_series_axis(a, x0.ndim) for a in axes)
+    return x0.sum(axis=axes, keepdims=keepdims), xs.sum(axis=series_axes, keepdims=keepdims)
+
+
+@register("reshape")
+def reshape_rule(primals, series, shape):
+    (x0,), (xs,) = primals, series
+    y0 = x0.reshape(shape)
+    return y0, xs.reshape(xs.shape[:2] + y0.shape)
+
+
+@register("transpose")
+def transpose_rule(primals, series, axes=None):
+    (x0,), (xs,) = primals, series
+    axes = tuple(reversed(range(x0.ndim))) if axes is None else tuple(axes)
+    return x0.transpose(axes), xs.transpose((0, 1) + tuple(_series_axis(a, x0.ndim) for a in axes))
+
+
+def _explicit_index(index, ndim):
+    """Replace ``...`` by full slices, so the index never reaches past the primal's axes."""
+    index = index if isinstance(index, tuple) else (index,)
+    if not any(i is Ellipsis for i in index):
+        return index
+    used = sum(np.ndim(i) if isinstance(i, np.ndarray) and i.dtype == bool else 1
+               for i in index if i is not None and i is not Ellipsis)
+    at = next(n for n, i in enumerate(index) if i is Ellipsis)
+    return index[:at] + (slice(None),) * (ndim - used) + index[at + 1:]
+
+
+@register("getitem")
+def getitem_rule(primals, series, index):
+    """Indexing, basic and advanced.  The series is indexed with its (K, M) axes moved
+    to the end, so numpy's placement of advanced-index axes matches the primal's."""
+    (x0,), (xs,) = primals, series
+    index = _explicit_index(index, x0.ndim)
+    y0 = x0[index]
+    trailing = np.moveaxis(xs, (0, 1), (-2, -1))[index]
+    return y0, np.moveaxis(trailing, (-2, -1), (0, 1))
+
+
+@register("scatter_add")
+def scatter_add_rule(primals, series, index, shape):
+    """Adjoint of indexing: zeros of ``shape`` with the values added at ``index``
+    (repeated indices accumulate, as ``np.add.at``)."""
+    (v0,), (vs,) = primals, series
+    index = _explicit_index(index, len(shape))
+    y0 = np.zeros(shape, dtype=v0.dtype)
+    np.add.at(y0, index, v0)
+    trailing = np.zeros(tuple(shape) + vs.shape[:2], dtype=vs.dtype)
+    np.add.at(trailing, index, np.moveaxis(vs, (0, 1), (-2, -1)))
+    return y0, np.moveaxis(trailing, (-2, -1), (0, 1))
+
+
+@register("concatenate")
+def concatenate_rule(primals, series, axis=0):
+    ndim = primals[0].ndim
+    return (np.concatenate(primals, axis=axis),
+            np.concatenate(series, axis=_series_axis(axis, ndim)))
+
+
+@register("stack")
+def stack_rule(primals, series, axis=0):
+    ndim = primals[0].ndim + 1
+    return np.stack(primals, axis=axis), np.stack(series, axis=_series_axis(axis, ndim))

@@ -13,3 +13,9 @@ from .functions import (compose, concatenate, cos, erf, exp, gelu, log, log_soft
 from .jet import Jet
 
 __version__ = "0.1.0"
+
+from . import nn, paper
+from .data import Vocab, load_names
+from .models import MLP, MicroGPT
+from .optim import Adam
+from .train import retrain, train

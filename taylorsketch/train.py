@@ -1,0 +1,224 @@
+"""Training: one document per step, the paper's Adam, plain or in jet arithmetic.
+
+All parameters live in one flat vector (plain: ``(P,)``; jet: primal ``(P,)``
+beside series ``(K, M, P)``), and the model sees views of it, so the optimiser
+updates every parameter's every coefficient in one fused pass.
+"""
+
+import math
+import sys
+
+import numpy as np
+
+from .jet import Jet, _as_array
+from .optim import Adam
+
+
+class TrainingError(ValueError):
+    """Training produced a non-finite loss or gradient (named by step and document)."""
+
+
+def check_params(model, params):
+    """``params`` must hold exactly the model's parameters, with its shapes, finite."""
+    shapes = model.param_shapes()
+    missing = [n for n in shapes if n not in params]
+    extra = [n for n in params if n not in shapes]
+    if missing or extra:
+        raise ValueError(f"parameters do not match the model: missing {missing}, unexpected {extra}")
+    for name, shape in shapes.items():
+        value = params[name]
+        got = value.shape if isinstance(value, Jet) else np.shape(value)
+        if tuple(got) != tuple(shape):
+            raise ValueError(f"parameter {name!r} has shape {tuple(got)}; the model needs {tuple(shape)}")
+        p0 = value.primal if isinstance(value, Jet) else np.asarray(value, dtype=float)
+        if not np.all(np.isfinite(p0)):
+            raise ValueError(f"parameter {name!r} has non-finite values")
+
+
+class FlatParams:
+    """Every parameter as a view into one flat buffer (array or Jet)."""
+
+    def __init__(self, shapes, flat):
+        self.shapes = shapes
+        self.flat = flat
+        self.offsets = {}
+        start = 0
+        for name, shape in shapes.items():
+            size = math.prod(shape)
+            self.offsets[name] = (start, start + size)
+            start += size
+        self.size = start
+
+    @classmethod
+    def from_dict(cls, shapes, params, order=None, n_directions=None, dtype=float):
+        """Copy ``params`` into a fresh flat buffer; with ``order``, as constant jets
+        (or keeping their series, when they are already Jets)."""
+        size = sum(math.prod(s) for s in shapes.values())
+        primal = np.empty(size)
+        if order is None:
+            flat = primal
+        else:
+            flat = Jet._wrap(primal, np.zeros((order, n_directions, size), dtype=dtype))
+        out = cls(shapes, flat)
+        for name in shapes:
+            a, b = out.offsets[name]
+            value = params[name]
+            if isinstance(value, Jet):
+                primal[a:b] = value.primal.ravel()
+                if order is not None:
+                    flat.series[:, :, a:b] = value.series.reshape(order, n_directions, -1)
+            else:
+                primal[a:b] = np.asarray(value, dtype=float).ravel()
+        return out
+
+    def views(self):
+        """Dict name -> view (array or Jet) sharing memory with the flat buffer."""
+        out = {}
+        for name, shape in self.shapes.items():
+            a, b = self.offsets[name]
+            if isinstance(self.flat, Jet):
+                series = self.flat.series[:, :, a:b]
+                out[name] = Jet._wrap(self.flat.primal[a:b].reshape(shape),
+                                      series.reshape(series.shape[:2] + tuple(shape)))
+            else:
+                out[name] = self.flat[a:b].reshape(shape)
+        return out
+
+    def flatten(self, grads):
+        """Gradients dict -> flat array/Jet in this layout."""
+        if not isinstance(self.flat, Jet):
+            return np.concatenate([np.ravel(grads[n]) for n in self.shapes])
+        order, n_dirs = self.flat.series.shape[:2]
+        primal = np.concatenate([np.ravel(_primal(grads[n])) for n in self.shapes])
+        series = np.empty_like(self.flat.series)
+        for name in self.shapes:
+            a, b = self.offsets[name]
+            g = grads[name]
+            if isinstance(g, Jet):
+                series[:, :, a:b] = g.series.reshape(order, n_dirs, -1)
+            else:
+                series[:, :, a:b] = 0.0
+        return Jet._wrap(primal, series)
+
+
+def _primal(x):
+    return x.primal if isinstance(x, Jet) else x
+
+
+def _weights(weights, n_docs):
+    """Validated per-document weights: None -> zeros; array (n,); or a Jet of shape (n,)."""
+    if weights is None:
+        return np.zeros(n_docs)
+    if isinstance(weights, Jet):
+        if weights.shape != (n_docs,):
+            raise ValueError(f"weights must have one entry per document ({n_docs}); got shape {weights.shape}")
+        if not (np.all(np.isfinite(weights.primal)) and np.all(np.isfinite(weights.series))):
+            raise ValueError("weights contain non-finite values")
+        return weights
+    weights = _as_array(weights)
+    if weights.shape != (n_docs,):
+        raise ValueError(f"weights must have one entry per document ({n_docs}); got shape {weights.shape}")
+    if not np.all(np.isfinite(weights)):
+        raise ValueError("weights contain non-finite values")
+    return weights
+
+
+def _progress(total, enabled, desc):
+    """A tqdm bar on a terminal (or when asked), nothing otherwise."""
+    if enabled is None:
+        enabled = sys.stderr.isatty()
+    if not enabled:
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:  # pragma: no cover - tqdm is a dependency
+        return None
+    return tqdm(total=total, desc=desc, unit="step", leave=False)
+
+
+def train(model, init_params, docs, steps=None, weights=None, optimizer=None, progress=None):
+    """Train ``model`` from ``init_params`` on ``docs``, one document per step.
+
+    Step ``s`` uses document ``s mod N`` and scales its loss by ``1 - w_i``.
+    ``weights`` is ``None`` (ordinary training), a float array of length N, or
+    a Jet of shape ``(N,)``: then the whole run is carried out in jet
+    arithmetic and the returned parameters are Jets along the weights'
+    directions.
+
+    Parameters
+    ----------
+    model : MicroGPT or MLP
+    init_params : dict name -> array
+    docs : sequence of documents (strings for MicroGPT)
+    steps : int, default ``len(docs)``
+    weights : None, array_like (N,), or Jet (N,)
+    optimizer : Adam, default the paper's (``total_steps = steps``)
+    progress : bool or None (default: a bar only when stderr is a terminal)
+
+    Returns
+    -------
+    dict name -> array (or Jet)
+
+    Examples
+    --------
+    >>> import taylorsketch as ts
+    >>> s = ts.paper.setup(seed=42)
+    >>> model = ts.MicroGPT(s.vocab)
+    >>> params = ts.train(model, s.init, s.docs[:20], progress=False)
+    >>> sorted(params) == sorted(s.init)
+    True
+    """
+    docs = list(docs)
+    if not docs:
+        raise ValueError("train: no documents")
+    steps = len(docs) if steps is None else int(steps)
+    if steps < 0:
+        raise ValueError(f"steps must be >= 0; got {steps}")
+    check_params(model, init_params)
+    encoded = []
+    for i, doc in enumerate(docs):
+        try:
+            encoded.append(model.encode(doc))
+        except (ValueError, TypeError) as err:
+            raise type(err)(f"document {i}: {err}") from None
+    weights = _weights(weights, len(docs))
+    shapes = model.param_shapes()
+    if isinstance(weights, Jet):
+        flat = FlatParams.from_dict(shapes, init_params, weights.order, weights.n_directions,
+                                    dtype=weights.series.dtype)
+    else:
+        flat = FlatParams.from_dict(shapes, init_params)
+    params = flat.views()
+    optimizer = Adam(total_steps=max(steps, 1)) if optimizer is None else optimizer
+    bar = _progress(steps, progress, "train")
+    for step in range(steps):
+        i = step % len(docs)
+        loss, grads = model.loss_and_grads(params, encoded[i], 1.0 - weights[i])
+        flat_grads = flat.flatten(grads)
+        _check_finite(loss, flat_grads, step, i, docs[i])
+        optimizer.step(flat.flat, flat_grads)
+        if bar is not None:
+            bar.update()
+    if bar is not None:
+        bar.close()
+    return {name: (value if isinstance(value, Jet) else value.copy())
+            for name, value in FlatParams(shapes, flat.flat).views().items()}
+
+
+def _check_finite(loss, grads, step, index, doc):
+    values = [_primal(loss), _primal(grads)]
+    if isinstance(grads, Jet):
+        values.append(grads.series)
+    if not all(np.all(np.isfinite(v)) for v in values):
+        raise TrainingError(f"non-finite loss or gradient at step {step} (document {index}: {doc!r})")
+
+
+def retrain(model, init_params, docs, deleted, t=1.0, steps=None, progress=None):
+    """Ordinary training with weights ``t * 1_D``: the ground truth for a deletion.
+
+    ``deleted`` is a collection of document indices or a predicate
+    ``doc -> bool``.  ``t = 1`` deletes the documents; ``0 < t < 1`` down-weights them.
+    """
+    from .sketch import deletion_indicator
+    indicator = deletion_indicator(docs, deleted)
+    return train(model, init_params, docs, steps=steps, weights=t * indicator, progress=progress)

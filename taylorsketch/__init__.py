@@ -19,3 +19,6 @@ from .data import Vocab, load_names
 from .models import MLP, MicroGPT
 from .optim import Adam
 from .train import retrain, train
+from . import measure
+from .sketch import Prediction, Sketch, SketchFileError, Stability, precompute
+from .validate import Validation, validate

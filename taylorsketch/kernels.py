@@ -196,37 +196,54 @@ def adam_update(p0, m0, v0, g0, ps, ms, vs, gs, beta1, beta2, lr, bias1, bias2, 
     pass over memory instead of a dozen temporaries.
     """
     n_orders, n_dirs, n = ps.shape
-    vh0 = np.empty(n)
-    s0 = np.empty(n)
-    q0 = np.empty(n)
+    inv_v = np.empty(n)    # 1 / (v_hat_0 + eps)
+    s0 = np.empty(n)       # sqrt(v_hat_0 + eps)
+    inv_s = np.empty(n)
+    q0 = np.empty(n)       # m_hat_0 / s_0
     for l in numba.prange(n):
         m0[l] = beta1 * m0[l] + (1.0 - beta1) * g0[l]
         v0[l] = beta2 * v0[l] + (1.0 - beta2) * g0[l] * g0[l]
-        vh0[l] = v0[l] / bias2 + eps
-        s0[l] = np.sqrt(vh0[l])
+        vh = v0[l] / bias2 + eps
+        inv_v[l] = 1.0 / vh
+        s0[l] = np.sqrt(vh)
+        inv_s[l] = 1.0 / s0[l]
         q0[l] = m0[l] / bias1 / s0[l]
     for d in numba.prange(n_dirs):
-        s = np.empty(n_orders + 1, dtype=ps.dtype)
-        q = np.empty(n_orders + 1, dtype=ps.dtype)
+        # rows 0..K of s and q for this direction; every loop runs over l innermost
+        s = np.empty((n_orders + 1, n), dtype=ps.dtype)
+        q = np.empty((n_orders + 1, n), dtype=ps.dtype)
+        g2 = np.empty(n, dtype=ps.dtype)
         for l in range(n):
-            s[0] = s0[l]
-            q[0] = q0[l]
-            for k in range(1, n_orders + 1):
-                g2 = 2.0 * g0[l] * gs[k - 1, d, l]
-                for i in range(1, k):
-                    g2 += gs[i - 1, d, l] * gs[k - i - 1, d, l]
+            s[0, l] = s0[l]
+            q[0, l] = q0[l]
+        for k in range(1, n_orders + 1):
+            for l in range(n):
+                g2[l] = 2.0 * g0[l] * gs[k - 1, d, l]
+            for i in range(1, k):
+                for l in range(n):
+                    g2[l] += gs[i - 1, d, l] * gs[k - i - 1, d, l]
+            for l in range(n):
                 ms[k - 1, d, l] = beta1 * ms[k - 1, d, l] + (1.0 - beta1) * gs[k - 1, d, l]
-                vs[k - 1, d, l] = beta2 * vs[k - 1, d, l] + (1.0 - beta2) * g2
-            for k in range(1, n_orders + 1):
-                acc = 0.0 * s[0]
-                for j in range(1, k + 1):
-                    acc += (0.5 * j - (k - j)) / k * (vs[j - 1, d, l] / bias2) * s[k - j]
-                s[k] = acc / vh0[l]
-            for k in range(1, n_orders + 1):
-                acc = ms[k - 1, d, l] / bias1
-                for j in range(1, k + 1):
-                    acc -= s[j] * q[k - j]
-                q[k] = acc / s[0]
-                ps[k - 1, d, l] -= lr * q[k]
+                vs[k - 1, d, l] = beta2 * vs[k - 1, d, l] + (1.0 - beta2) * g2[l]
+        # s = (v_hat + eps)^(1/2): s_k = sum_j (j/2 - (k-j))/k v_hat_j s_{k-j} / (v_hat_0 + eps)
+        for k in range(1, n_orders + 1):
+            for l in range(n):
+                s[k, l] = 0.0
+            for j in range(1, k + 1):
+                w = (0.5 * j - (k - j)) / (k * bias2)
+                for l in range(n):
+                    s[k, l] += w * vs[j - 1, d, l] * s[k - j, l]
+            for l in range(n):
+                s[k, l] *= inv_v[l]
+        # q = m_hat / s: q_k = (m_hat_k - sum_j s_j q_{k-j}) / s_0
+        for k in range(1, n_orders + 1):
+            for l in range(n):
+                q[k, l] = ms[k - 1, d, l] / bias1
+            for j in range(1, k + 1):
+                for l in range(n):
+                    q[k, l] -= s[j, l] * q[k - j, l]
+            for l in range(n):
+                q[k, l] *= inv_s[l]
+                ps[k - 1, d, l] -= lr * q[k, l]
     for l in numba.prange(n):
         p0[l] -= lr * q0[l]

@@ -159,17 +159,31 @@ def matmul_stack(a, b):
     """``np.matmul`` that turns a stack times a matrix into a single GEMM.
 
     ``(..., n, k) @ (k, p)`` folds the stack into the rows; ``(n, k) @ (..., k, p)``
-    moves the stack into the columns.  Both are what a jet produces when one
-    operand is a primal shared by every order and direction.
+    folds it into the rows of the transposed product when the stack is stored
+    transposed (as ``W.T`` of a contiguous weight is), and into the columns
+    otherwise.  Both are what a jet produces when one operand is a primal
+    shared by every order and direction.
     """
-    if b.ndim == 2 and a.ndim > 2:
+    if b.ndim == 2 and a.ndim > 2 and a.flags.c_contiguous:
         rows = a.reshape(-1, a.shape[-1])
-        return (rows @ b).reshape(a.shape[:-1] + (b.shape[-1],))
+        return _gemm(rows, b).reshape(a.shape[:-1] + (b.shape[-1],))
     if a.ndim == 2 and b.ndim > 2:
-        cols = np.moveaxis(b, -2, 0)                     # (k, ..., p)
-        out = a @ cols.reshape(cols.shape[0], -1)        # (n, ... * p)
+        bt = np.swapaxes(b, -1, -2)                      # (..., p, k)
+        if bt.flags.c_contiguous:
+            out = _gemm(bt.reshape(-1, bt.shape[-1]), a.T)   # (... * p, n)
+            return np.swapaxes(out.reshape(bt.shape[:-1] + (a.shape[0],)), -1, -2)
+        cols = np.ascontiguousarray(np.moveaxis(b, -2, 0))   # (k, ..., p)
+        out = _gemm(a, cols.reshape(cols.shape[0], -1))      # (n, ... * p)
         return np.moveaxis(out.reshape((a.shape[0],) + cols.shape[1:]), 0, -2)
     return np.matmul(a, b)
+
+
+def _gemm(a, b):
+    """2-D product; a real matrix times a contiguous complex one runs as one real GEMM
+    on the interleaved (re, im) columns, half the work of a complex GEMM."""
+    if not np.iscomplexobj(a) and np.iscomplexobj(b) and b.flags.c_contiguous:
+        return (a @ b.view(np.float64)).view(np.complex128)
+    return a @ b
 
 
 def _expand_series(xs, ndim):

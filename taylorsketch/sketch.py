@@ -1,6 +1,47 @@
-"""Sketch-based data deletion (placeholder filled in below)."""
+r"""Sketch-based data deletion (method.md section 3).
+
+One jet training along ``M`` random complex directions ``psi_j`` of the loss
+weights stores the trained parameters' jets.  For a measurement ``phi`` with
+coefficients ``c_r(psi_j)`` along each direction and a deletion set ``D``
+(``s_j = sum_{i in D} conj(psi_ji)``),
+
+    g_hat(t 1_D) = c_0 + sum_{r=1..K} t^r Re mean_j [ C(n+r-1, r) s_j^r c_r(psi_j) ],
+
+unbiased for the degree-K Taylor polynomial of ``g`` at ``0`` evaluated at
+``t 1_D``, because for ``psi`` uniform on the unit sphere of ``C^n``
+``E[psi^alpha conj(psi)^beta] = delta_{alpha beta} alpha! (n-1)! / (n-1+r)!``.
+
+Shape legend: n = training documents, M = directions, K = order, P = number
+of parameters.
+"""
+
+import hashlib
+import json
+import math
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.special import gammaln
+
+from .data import Vocab
+from .jet import Jet
+from .measure import as_measure
+from .models import MLP, MicroGPT
+from .optim import Adam
+from .train import FlatParams, _progress, check_params, train
+
+FORMAT_VERSION = 1
+
+
+class SketchFileError(ValueError):
+    """A sketch file that cannot be read: truncated, corrupt, or of another format version."""
+
+
+# ----------------------------------------------------------------------------
+# deletion sets, directions, fingerprints
 
 
 def deletion_indicator(docs, deleted):
@@ -8,12 +49,499 @@ def deletion_indicator(docs, deleted):
 
     ``deleted`` is a collection of indices or a predicate ``doc -> bool``.
     """
-    n = len(docs)
+    return _indicator(len(docs), deleted, docs)
+
+
+def _indicator(n, deleted, docs=None):
     if callable(deleted):
+        if docs is None:
+            raise ValueError("a predicate deletion set needs the documents (pass docs=...)")
         return np.array([1.0 if deleted(doc) else 0.0 for doc in docs])
-    indices = np.asarray(list(deleted), dtype=int) if not isinstance(deleted, np.ndarray) else deleted.astype(int)
-    if indices.size and (indices.min() < -n or indices.max() >= n):
-        raise ValueError(f"deleted indices must be in 0..{n - 1}")
+    indices = np.asarray(list(deleted) if not isinstance(deleted, np.ndarray) else deleted)
+    if indices.dtype == bool:
+        if indices.shape != (n,):
+            raise ValueError(f"a boolean deletion mask needs {n} entries; got {indices.shape}")
+        return indices.astype(float)
+    if indices.size and not np.issubdtype(indices.dtype, np.integer):
+        raise ValueError("deleted must be document indices (integers), a boolean mask or a predicate")
+    indices = indices.astype(int).ravel()
+    if indices.size and (indices.min() < 0 or indices.max() >= n):
+        raise ValueError(f"deleted indices must be in 0..{n - 1}; got {indices.min()}..{indices.max()}")
+    if len(np.unique(indices)) != indices.size:
+        raise ValueError("deleted indices contain duplicates")
     indicator = np.zeros(n)
     indicator[indices] = 1.0
     return indicator
+
+
+def random_directions(n, ids, seed):
+    """Directions uniform on the unit sphere of ``C^n``; direction ``j`` depends only
+    on ``(seed, j)``, so shards of one sketch never repeat a direction."""
+    out = np.empty((len(ids), n), dtype=np.complex128)
+    for row, j in enumerate(ids):
+        rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(j)]))
+        z = rng.standard_normal(n) + 1j * rng.standard_normal(n)
+        out[row] = z / np.linalg.norm(z)
+    return out
+
+
+def fingerprint(docs):
+    """SHA-256 of the training documents, in order."""
+    h = hashlib.sha256()
+    for doc in docs:
+        if isinstance(doc, str):
+            piece = doc.encode("utf-8")
+        else:
+            piece = b"|".join(np.ascontiguousarray(np.asarray(part, dtype=float)).tobytes() for part in doc)
+        h.update(len(piece).to_bytes(8, "little"))
+        h.update(piece)
+    return h.hexdigest()
+
+
+def model_from_description(d):
+    """Rebuild a model from ``model.describe()``."""
+    d = dict(d)
+    kind = d.pop("model", None)
+    if kind == "MicroGPT":
+        return MicroGPT(Vocab(d["chars"]), n_layer=d["n_layer"], n_embd=d["n_embd"],
+                        n_head=d["n_head"], block_size=d["block_size"], init_std=d["init_std"])
+    if kind == "MLP":
+        return MLP(d["n_in"], d["n_hidden"], d["n_out"], d["task"])
+    raise SketchFileError(f"unknown model description {kind!r}")
+
+
+def _log_binom(n, r):
+    """log C(n + r - 1, r)."""
+    return gammaln(n + r) - gammaln(r + 1) - gammaln(n)
+
+
+# ----------------------------------------------------------------------------
+# results
+
+
+@dataclass
+class Prediction:
+    """A predicted measurement after a deletion.
+
+    ``value`` and ``stderr`` (arrays when ``t`` is an array); ``terms[r-1]``
+    is the order-``r`` contribution ``t^r est_r`` and ``term_stderr[r-1]`` its
+    standard error; ``exact`` is True for the exact-direction mode (no sampling error).
+    """
+
+    value: object
+    stderr: object
+    terms: np.ndarray
+    term_stderr: np.ndarray
+    base: float
+    degree: int
+    t: object
+    n_deleted: int
+    n_directions: int
+    groups: int = None
+    exact: bool = False
+
+    def truncations(self):
+        """Values of the degree-0..K truncations ``c_0 + sum_{r<=k} terms``."""
+        return self.base + np.concatenate([np.zeros((1,) + np.shape(self.terms[0])),
+                                           np.cumsum(self.terms, axis=0)])
+
+    def as_dict(self):
+        def plain(x):
+            return np.asarray(x).tolist()
+        return {"value": plain(self.value), "stderr": plain(self.stderr), "base": self.base,
+                "terms": plain(self.terms), "term_stderr": plain(self.term_stderr),
+                "degree": self.degree, "t": plain(self.t), "n_deleted": self.n_deleted,
+                "n_directions": self.n_directions, "groups": self.groups, "exact": self.exact}
+
+
+@dataclass
+class Stability:
+    """Per-order estimates of ``log2 ||T_r||_F`` (method.md section 3).
+
+    ``per_direction[j, r-1] = log2(sqrt(C(n+r-1, r)) |c_r(psi_j)|)``;
+    ``combined[r-1]`` uses the mean of ``|c_r|^2`` over directions.
+    ``curvature`` is the quadratic coefficient of a least-squares fit of
+    ``combined`` against ``r``: negative means faster-than-linear decay.
+    """
+
+    orders: np.ndarray
+    per_direction: np.ndarray
+    combined: np.ndarray
+    curvature: float
+    slope: float
+
+    def as_dict(self):
+        return {"orders": self.orders.tolist(), "per_direction": self.per_direction.tolist(),
+                "combined": self.combined.tolist(), "curvature": self.curvature, "slope": self.slope}
+
+
+# ----------------------------------------------------------------------------
+# the sketch
+
+
+class Sketch:
+    """The trained parameters' jets along ``M`` directions of the loss weights.
+
+    Build one with :func:`precompute`; query it with :meth:`coefficients`,
+    :meth:`predict` and :meth:`stability`; keep it with :meth:`save` /
+    :meth:`load`; combine shards with :meth:`merge`.
+    """
+
+    def __init__(self, model, primal, series, directions, direction_ids, meta):
+        self.model = model
+        self.primal = primal                  # (P,)
+        self.series = series                  # (K, M, P)
+        self.directions = directions          # (M, n)
+        self.direction_ids = direction_ids    # (M,) global ids; -1 for explicit directions
+        self.meta = meta
+        self._coefficients = {}
+
+    def __repr__(self):
+        return (f"Sketch(order={self.order}, n_directions={self.n_directions}, n_docs={self.n_docs}, "
+                f"kind={self.kind!r}, model={self.meta['model']['model']})")
+
+    @property
+    def order(self):
+        return self.series.shape[0]
+
+    @property
+    def n_directions(self):
+        return self.series.shape[1]
+
+    @property
+    def n_docs(self):
+        return self.directions.shape[1]
+
+    @property
+    def kind(self):
+        return self.meta["kind"]
+
+    def params(self, start=0, stop=None):
+        """Parameter Jets for directions ``start:stop`` (views, no copy)."""
+        flat = Jet._wrap(self.primal, self.series[:, start:stop])
+        return FlatParams(self.model.param_shapes(), flat).views()
+
+    def primal_params(self):
+        """The ordinary trained parameters (``w = 0``)."""
+        return FlatParams(self.model.param_shapes(), self.primal).views()
+
+    def check_docs(self, docs):
+        """Raise unless ``docs`` are the documents this sketch was trained on."""
+        if len(docs) != self.n_docs or fingerprint(docs) != self.meta["fingerprint"]:
+            raise ValueError("these documents are not the ones the sketch was trained on "
+                             "(fingerprint differs): predictions would be meaningless")
+
+    # -- coefficients --------------------------------------------------------
+
+    def coefficients(self, measure, batch_size=None):
+        """Taylor coefficients of ``t -> phi(A_{t psi_j})`` for every direction: ``(M, order+1)``.
+
+        Column 0 is the unperturbed value (the same for every direction).
+        Computed once per measurement and kept.
+        """
+        measure = as_measure(measure)
+        cached = self._coefficients.get(measure.key)
+        if cached is not None:
+            return cached
+        batch = self.n_directions if batch_size is None else int(batch_size)
+        out = np.empty((self.n_directions, self.order + 1), dtype=np.result_type(self.series, float))
+        for start in range(0, self.n_directions, batch):
+            stop = min(start + batch, self.n_directions)
+            value = measure(self.params(start, stop))
+            if not isinstance(value, Jet) or value.shape != ():
+                raise ValueError(f"measurement {measure.name} must return a scalar computed from the "
+                                 f"parameters; got {value!r}")
+            out[start:stop, 0] = value.primal
+            out[start:stop, 1:] = value.series.T
+        if not np.all(np.isfinite(out)):
+            raise ValueError(f"measurement {measure.name} gave non-finite coefficients")
+        self._coefficients[measure.key] = out
+        return out
+
+    # -- prediction ----------------------------------------------------------
+
+    def predict(self, measure, deleted, degree=None, groups=None, t=1.0, docs=None):
+        """Predict ``phi`` after training with weights ``t * 1_D``.
+
+        Parameters
+        ----------
+        measure : Measure or callable ``params -> scalar``
+        deleted : indices, boolean mask, or predicate ``doc -> bool`` (then pass ``docs``)
+        degree : int, default the sketch's order
+        groups : int, optional; median of means over this many groups of directions
+        t : float or 1-D array; ``1`` deletes, ``0 < t < 1`` down-weights
+        docs : the training documents (checked against the sketch's fingerprint)
+
+        Returns
+        -------
+        Prediction
+        """
+        if docs is not None:
+            self.check_docs(docs)
+        indicator = _indicator(self.n_docs, deleted, docs)
+        degree = self.order if degree is None else int(degree)
+        if not 0 <= degree <= self.order:
+            raise ValueError(f"degree must be in 0..{self.order}; got {degree}")
+        coeffs = self.coefficients(measure)
+        if self.kind == "explicit":
+            return self._predict_explicit(coeffs, indicator, degree, t)
+        return estimate(coeffs, self.directions, indicator, degree, t, groups)
+
+    def _predict_explicit(self, coeffs, indicator, degree, t):
+        """Exact-direction mode: the deletion must lie along a stored direction."""
+        for j, psi in enumerate(self.directions):
+            scale = _scale_along(psi, indicator)
+            if scale is not None:
+                t = np.asarray(t, dtype=float)
+                powers = (scale * t)[None] ** np.arange(1, degree + 1).reshape((-1,) + (1,) * t.ndim)
+                terms = np.real(coeffs[j, 1:degree + 1].reshape((-1,) + (1,) * t.ndim) * powers)
+                base = float(np.real(coeffs[j, 0]))
+                value = base + terms.sum(axis=0)
+                zeros = np.zeros_like(terms)
+                return Prediction(value, np.zeros_like(value), terms, zeros, base, degree,
+                                  t, int(indicator.sum()), self.n_directions, exact=True)
+        raise ValueError("this sketch holds explicit directions; it predicts only deletions along "
+                         "one of them (e.g. the indicator it was computed for)")
+
+    def stability(self, measure):
+        """Per-order ``log2 ||T_r||_F`` estimates; see :class:`Stability`."""
+        coeffs = self.coefficients(measure)[:, 1:]
+        orders = np.arange(1, self.order + 1)
+        log_c = 0.5 * _log_binom(self.n_docs, orders) / math.log(2)
+        with np.errstate(divide="ignore"):
+            per_direction = log_c + np.log2(np.abs(coeffs))
+            combined = log_c + 0.5 * np.log2(np.mean(np.abs(coeffs) ** 2, axis=0))
+        finite = np.isfinite(combined)
+        curvature, slope = float("nan"), float("nan")
+        if finite.sum() >= 3:
+            curvature, slope, _ = np.polyfit(orders[finite], combined[finite], 2)
+        return Stability(orders, per_direction, combined, float(curvature), float(slope))
+
+    # -- persistence ---------------------------------------------------------
+
+    def save(self, path):
+        """Write the sketch to ``path`` (``.npz`` arrays plus JSON metadata; no pickle).
+
+        Written to a temporary file in the same folder and renamed into place,
+        so an interrupted save never leaves a corrupt sketch at ``path``.
+        """
+        path = os.fspath(path)
+        meta = dict(self.meta, format_version=FORMAT_VERSION)
+        arrays = {"primal": self.primal, "series": self.series, "directions": self.directions,
+                  "direction_ids": self.direction_ids,
+                  "meta": np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)}
+        folder = os.path.dirname(os.path.abspath(path))
+        fd, tmp = tempfile.mkstemp(prefix=".sketch-", suffix=".npz.tmp", dir=folder)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, **arrays)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+
+    @classmethod
+    def load(cls, path):
+        """Read a sketch written by :meth:`save`; a damaged file is a :class:`SketchFileError`."""
+        path = os.fspath(path)
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {k: data[k] for k in ("primal", "series", "directions", "direction_ids", "meta")}
+        except FileNotFoundError:
+            raise
+        except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError) as err:
+            raise SketchFileError(f"{path}: not a readable taylorsketch sketch ({err})") from None
+        try:
+            meta = json.loads(arrays["meta"].tobytes().decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise SketchFileError(f"{path}: corrupt metadata ({err})") from None
+        version = meta.get("format_version")
+        if version != FORMAT_VERSION:
+            raise SketchFileError(f"{path}: sketch format version {version}; this taylorsketch "
+                                  f"reads version {FORMAT_VERSION}")
+        model = model_from_description(meta["model"])
+        n_params = sum(math.prod(s) for s in model.param_shapes().values())
+        primal, series, directions, ids = (arrays[k] for k in ("primal", "series", "directions", "direction_ids"))
+        if (primal.shape != (n_params,) or series.ndim != 3 or series.shape[2] != n_params
+                or directions.shape[0] != series.shape[1] or ids.shape != (series.shape[1],)
+                or series.shape[0] != meta["order"]):
+            raise SketchFileError(f"{path}: array shapes do not match the metadata")
+        return cls(model, primal, series, directions, ids, meta)
+
+    @classmethod
+    def merge(cls, sketches):
+        """Join shards of one precomputation (same seed, data, model and training)."""
+        sketches = list(sketches)
+        if not sketches:
+            raise ValueError("merge: no sketches")
+        first = sketches[0]
+        keys = ("kind", "order", "seed", "fingerprint", "model", "training", "total_directions")
+        for other in sketches[1:]:
+            for key in keys:
+                if other.meta.get(key) != first.meta.get(key):
+                    raise ValueError(f"merge: sketches differ in {key!r}: "
+                                     f"{first.meta.get(key)!r} vs {other.meta.get(key)!r}")
+            if not np.array_equal(other.primal, first.primal):
+                raise ValueError("merge: sketches have different trained parameters (primal)")
+        if first.kind != "random":
+            raise ValueError("merge: only sketches of random directions can be merged")
+        ids = np.concatenate([s.direction_ids for s in sketches])
+        if len(np.unique(ids)) != len(ids):
+            raise ValueError("merge: shards repeat directions (same shard given twice?)")
+        order = np.argsort(ids, kind="stable")
+        meta = dict(first.meta, shard=None, num_shards=None)
+        return cls(first.model, first.primal,
+                   np.concatenate([s.series for s in sketches], axis=1)[:, order],
+                   np.concatenate([s.directions for s in sketches])[order], ids[order], meta)
+
+
+def _scale_along(psi, indicator):
+    """``a`` with ``indicator = a psi``, or None."""
+    support = indicator != 0
+    if not np.any(support) or np.any(psi[~support] != 0):
+        return None
+    ratios = indicator[support] / psi[support]
+    if not np.allclose(ratios, ratios[0], rtol=1e-12, atol=0):
+        return None
+    if abs(np.imag(ratios[0])) > 1e-12 * abs(ratios[0]):
+        return None
+    return float(np.real(ratios[0]))
+
+
+def estimate(coeffs, directions, indicator, degree, t=1.0, groups=None):
+    """The unbiased sketch estimator of method.md section 3 (see the module docstring).
+
+    ``coeffs`` (M, K+1) along ``directions`` (M, n); ``indicator`` (n,) is ``1_D``.
+    Costs O(M |D| + M K).
+    """
+    n = directions.shape[1]
+    support = np.flatnonzero(indicator)
+    s = (np.conj(directions[:, support]) * indicator[support]).sum(axis=1)      # (M,)
+    t = np.asarray(t, dtype=float)
+    orders = np.arange(1, degree + 1)
+    with np.errstate(divide="ignore"):
+        log_abs_s = np.log(np.abs(s))
+    # C(n+r-1, r) |s|^r in logs: both factors overflow alone at high order
+    magnitude = np.exp(_log_binom(n, orders)[None, :] + orders[None, :] * log_abs_s[:, None])
+    phase = np.exp(1j * orders[None, :] * np.angle(s)[:, None])
+    samples = np.real(magnitude * phase * coeffs[:, 1:degree + 1])               # (M, degree)
+    samples = np.where(np.isfinite(magnitude), samples, 0.0)
+    t_powers = t[None] ** orders.reshape((-1,) + (1,) * t.ndim)                  # (degree, *t)
+    base = float(np.real(coeffs[0, 0]))
+    m = len(s)
+    per_direction = np.tensordot(samples, t_powers, axes=(1, 0))                  # (M, *t)
+    terms = samples.mean(axis=0).reshape((-1,) + (1,) * t.ndim) * t_powers
+    ddof = 1 if m > 1 else 0
+    term_stderr = (samples.std(axis=0, ddof=ddof) / math.sqrt(m)).reshape((-1,) + (1,) * t.ndim) * np.abs(t_powers)
+    if groups is None or groups <= 1:
+        value = base + per_direction.mean(axis=0)
+        stderr = per_direction.std(axis=0, ddof=ddof) / math.sqrt(m)
+    else:
+        groups = int(groups)
+        if groups > m:
+            raise ValueError(f"groups={groups} exceeds the number of directions {m}")
+        means = np.stack([g.mean(axis=0) for g in np.array_split(per_direction, groups)])
+        value = base + np.median(means, axis=0)
+        # the median of b near-normal group means has variance ~ (pi/2) var(mean)/b
+        stderr = math.sqrt(math.pi / 2) * means.std(axis=0, ddof=1) / math.sqrt(groups)
+    value = float(value) if np.ndim(value) == 0 else value
+    stderr = float(stderr) if np.ndim(stderr) == 0 else stderr
+    return Prediction(value, stderr, terms, term_stderr, base, degree,
+                      float(t) if t.ndim == 0 else t, int(len(support)), m, groups)
+
+
+# ----------------------------------------------------------------------------
+# precompute
+
+
+def precompute(model, init_params, docs, order, directions, seed=0, steps=None, batch_size=None,
+               shard=0, num_shards=1, workers=1, progress=None, data=None):
+    """Train once in jet arithmetic along ``directions`` of the loss weights.
+
+    Parameters
+    ----------
+    model, init_params, docs, steps : as for :func:`taylorsketch.train`
+    order : int, the jet order K
+    directions : int M (random complex directions, unit sphere of C^n, seeded) or an
+        explicit ``(M, n)`` array (e.g. ``indicator[None, :]``: the exact-direction mode)
+    seed : int, seeds the random directions (direction j depends on (seed, j) only)
+    batch_size : directions trained together in one pass (bounds memory; default
+        all at once up to 128)
+    shard, num_shards : compute only shard ``shard`` of ``num_shards`` equal blocks of
+        the M random directions; join the shards with :meth:`Sketch.merge`
+    workers : processes to train batches in parallel
+    progress : bool or None (a bar when stderr is a terminal)
+    data : optional JSON-able description of where ``docs`` came from (kept in the file)
+
+    Returns
+    -------
+    Sketch
+    """
+    docs = list(docs)
+    n = len(docs)
+    if not isinstance(order, (int, np.integer)) or order < 1:
+        raise ValueError(f"order must be an integer >= 1; got {order!r}")
+    check_params(model, init_params)
+    steps = n if steps is None else int(steps)
+    if isinstance(directions, (int, np.integer)):
+        total = int(directions)
+        if total < 1:
+            raise ValueError(f"directions must be >= 1; got {total}")
+        if not 0 <= shard < num_shards or num_shards > total:
+            raise ValueError(f"need 0 <= shard < num_shards <= directions; got shard={shard}, "
+                             f"num_shards={num_shards}, directions={total}")
+        bounds = np.linspace(0, total, num_shards + 1).astype(int)
+        ids = np.arange(bounds[shard], bounds[shard + 1])
+        psi = random_directions(n, ids, seed)
+        kind = "random"
+    else:
+        psi = np.asarray(directions)
+        if psi.ndim != 2 or psi.shape[1] != n:
+            raise ValueError(f"explicit directions must have shape (M, n_docs) = (M, {n}); got {psi.shape}")
+        if not np.all(np.isfinite(psi)):
+            raise ValueError("directions contain non-finite values")
+        psi = psi.astype(np.result_type(psi, np.float64))
+        ids = np.full(len(psi), -1)
+        total = len(psi)
+        kind = "explicit"
+    batch = min(len(psi), 128) if batch_size is None else int(batch_size)
+    chunks = [(a, min(a + batch, len(psi))) for a in range(0, len(psi), batch)]
+    series = np.empty((order, len(psi), sum(math.prod(s) for s in model.param_shapes().values())),
+                      dtype=np.result_type(psi, np.float64))
+    primal = None
+    jobs = [(model, init_params, docs, steps, order, psi[a:b]) for a, b in chunks]
+    bar = _progress(len(chunks), progress, "precompute")
+    for (a, b), (p0, ps) in zip(chunks, _run(jobs, workers)):
+        primal = p0
+        series[:, a:b] = ps
+        if bar is not None:
+            bar.update()
+    if bar is not None:
+        bar.close()
+    opt = Adam(total_steps=max(steps, 1))
+    meta = {"kind": kind, "order": int(order), "seed": int(seed), "n_docs": n,
+            "total_directions": int(total), "shard": int(shard), "num_shards": int(num_shards),
+            "fingerprint": fingerprint(docs), "model": model.describe(),
+            "training": {"steps": steps, "optimizer": "Adam", "lr": opt.lr, "beta1": opt.beta1,
+                         "beta2": opt.beta2, "eps": opt.eps, "schedule": "linear decay"},
+            "data": data}
+    return Sketch(model, primal, series, psi, ids, meta)
+
+
+def _train_batch(job):
+    model, init_params, docs, steps, order, psi = job
+    weights = Jet.from_directions(np.zeros(len(docs)), psi, order)
+    params = train(model, init_params, docs, steps=steps, weights=weights, progress=False)
+    flat = FlatParams.from_dict(model.param_shapes(), params, order, len(psi), dtype=weights.series.dtype)
+    return flat.flat.primal, flat.flat.series
+
+
+def _run(jobs, workers):
+    if workers is None or workers <= 1 or len(jobs) <= 1:
+        return map(_train_batch, jobs)
+    from concurrent.futures import ProcessPoolExecutor
+    pool = ProcessPoolExecutor(max_workers=int(workers))
+    return pool.map(_train_batch, jobs)

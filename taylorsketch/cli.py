@@ -1,0 +1,310 @@
+"""The ``taylorsketch`` command line: precompute, predict, retrain, stability,
+validate, merge and reproduce.
+
+Training data is the paper's set-up by default (the shuffled names list, the
+paper's initial parameters); ``--docs FILE`` trains on a file of one
+document per line instead.  Every command prints a readable summary, or JSON
+with ``--json``.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+
+from . import measure as measures
+from . import paper
+from .data import Vocab
+from .models import MicroGPT
+from .sketch import Sketch, SketchFileError, precompute
+from .train import train
+from .validate import validate
+
+
+class CLIError(Exception):
+    """A user error: printed as one line, exit status 2."""
+
+
+# ----------------------------------------------------------------------------
+# data and model from the command line or from a sketch's metadata
+
+
+def _read_docs(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            docs = [line.strip() for line in f if line.strip()]
+    except OSError as err:
+        raise CLIError(f"cannot read documents from {path}: {err.strerror}") from None
+    except UnicodeDecodeError:
+        raise CLIError(f"{path} is not UTF-8 text") from None
+    if not docs:
+        raise CLIError(f"{path} has no documents")
+    return docs
+
+
+def _data(source):
+    """(docs, model, init) from a data description dict."""
+    if source["source"] == "paper":
+        s = paper.setup(seed=source["seed"])
+        docs = s.docs[: source["n_docs"]]
+        return docs, MicroGPT(s.vocab), s.init
+    docs = _read_docs(source["path"])[: source["n_docs"]]
+    model = MicroGPT(Vocab.from_documents(docs))
+    return docs, model, model.init_params(seed=source["seed"])
+
+
+def _source_from_args(args):
+    if args.docs:
+        return {"source": "file", "path": os.path.abspath(args.docs), "seed": args.data_seed,
+                "n_docs": args.n_docs}
+    return {"source": "paper", "seed": args.data_seed, "n_docs": args.n_docs}
+
+
+def _load_sketch(path):
+    try:
+        return Sketch.load(path)
+    except FileNotFoundError:
+        raise CLIError(f"no sketch at {path}") from None
+    except SketchFileError as err:
+        raise CLIError(str(err)) from None
+
+
+def _sketch_data(sketch):
+    source = sketch.meta.get("data")
+    if not source:
+        raise CLIError("this sketch does not record its training data; use the Python API")
+    docs, _, init = _data(source)
+    sketch.check_docs(docs)
+    return docs, sketch.model, init
+
+
+def _deleted(args, docs):
+    if args.delete_contains is not None:
+        needle = args.delete_contains
+        indices = [i for i, d in enumerate(docs) if needle in d]
+    elif args.delete_indices is not None:
+        try:
+            indices = [int(x) for x in args.delete_indices.split(",") if x.strip()]
+        except ValueError:
+            raise CLIError(f"--delete-indices must be comma-separated integers; got {args.delete_indices!r}") from None
+        bad = [i for i in indices if not 0 <= i < len(docs)]
+        if bad:
+            raise CLIError(f"document indices out of range 0..{len(docs) - 1}: {bad}")
+    else:
+        raise CLIError("say what to delete: --delete-contains TEXT or --delete-indices I,J,...")
+    return indices
+
+
+def _measure(args, model):
+    try:
+        if args.continuation is not None:
+            return measures.logprob(model, args.prefix or "", args.continuation)
+        return measures.doc_loss(model, args.doc)
+    except ValueError as err:
+        raise CLIError(str(err)) from None
+
+
+# ----------------------------------------------------------------------------
+# commands
+
+
+def cmd_precompute(args):
+    source = _source_from_args(args)
+    docs, model, init = _data(source)
+    if args.exact_contains is not None:
+        indicator = np.array([1.0 if args.exact_contains in d else 0.0 for d in docs])
+        directions = indicator[None, :]
+    else:
+        directions = args.directions
+    sketch = precompute(model, init, docs, order=args.order, directions=directions, seed=args.seed,
+                        steps=args.steps, batch_size=args.batch_size, shard=args.shard,
+                        num_shards=args.num_shards, workers=args.workers, progress=args.progress,
+                        data=source)
+    _writable(args.out)
+    sketch.save(args.out)
+    return {"out": args.out, "order": sketch.order, "n_directions": sketch.n_directions,
+            "n_docs": sketch.n_docs, "kind": sketch.kind}, f"wrote {sketch!r} to {args.out}"
+
+
+def cmd_predict(args):
+    sketch = _load_sketch(args.sketch)
+    docs, model, _ = _sketch_data(sketch)
+    phi = _measure(args, model)
+    deleted = _deleted(args, docs)
+    t = np.array(args.t) if len(args.t) > 1 else args.t[0]
+    p = sketch.predict(phi, deleted, degree=args.degree, groups=args.groups, t=t)
+    out = {"measure": phi.name, "deleted": len(deleted), **p.as_dict()}
+    lines = [f"{phi.name} with {len(deleted)} documents deleted (t = {args.t}):",
+             f"  unperturbed      {p.base:.6f}"]
+    for r in range(p.degree):
+        lines.append(f"  order {r + 1} term     {np.ravel(p.terms[r])[0]:+.6f} +- {np.ravel(p.term_stderr[r])[0]:.6f}")
+    lines.append(f"  prediction       {np.ravel(p.value)[0]:.6f} +- {np.ravel(p.stderr)[0]:.6f}"
+                 + (" (exact direction)" if p.exact else f" ({p.n_directions} directions)"))
+    return out, "\n".join(lines)
+
+
+def cmd_retrain(args):
+    source = _source_from_args(args)
+    docs, model, init = _data(source)
+    phi = _measure(args, model)
+    deleted = _deleted(args, docs)
+    indicator = np.zeros(len(docs))
+    indicator[deleted] = 1.0
+    rows = []
+    for t in args.t:
+        params = train(model, init, docs, steps=args.steps, weights=t * indicator, progress=args.progress)
+        rows.append({"t": t, "value": float(phi(params))})
+    text = "\n".join([f"{phi.name} after retraining, {len(deleted)} documents weighted by (1 - t):"]
+                     + [f"  t = {r['t']:.3f}: {r['value']:.10f}" for r in rows])
+    return {"measure": phi.name, "deleted": len(deleted), "results": rows}, text
+
+
+def cmd_stability(args):
+    sketch = _load_sketch(args.sketch)
+    _, model, _ = _sketch_data(sketch)
+    phi = _measure(args, model)
+    st = sketch.stability(phi)
+    lines = [f"log2 ||T_r||_F estimates for {phi.name}:"]
+    lines += [f"  r = {r:3d}: {v:9.3f}" for r, v in zip(st.orders, st.combined)]
+    lines.append(f"  quadratic fit curvature {st.curvature:.4f} (negative: faster than linear decay)")
+    return {"measure": phi.name, **st.as_dict()}, "\n".join(lines)
+
+
+def cmd_validate(args):
+    sketch = _load_sketch(args.sketch)
+    docs, model, init = _sketch_data(sketch)
+    phi = _measure(args, model)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    v = validate(sketch, model, init, docs, phi, sizes=sizes, sets_per_size=args.sets,
+                 seed=args.seed, groups=args.groups, progress=args.progress)
+    return {"measure": phi.name, **v.as_dict()}, v.format()
+
+
+def cmd_merge(args):
+    sketches = [_load_sketch(p) for p in args.inputs]
+    try:
+        merged = Sketch.merge(sketches)
+    except ValueError as err:
+        raise CLIError(str(err)) from None
+    _writable(args.out)
+    merged.save(args.out)
+    return {"out": args.out, "n_directions": merged.n_directions}, f"wrote {merged!r} to {args.out}"
+
+
+def cmd_reproduce(args):
+    from .reproduce import run
+    return run(args.figure, preset=args.preset, out=args.out, progress=args.progress)
+
+
+def _writable(path):
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+        raise CLIError(f"cannot write {path}: folder {folder} does not exist or is not writable")
+
+
+# ----------------------------------------------------------------------------
+# parser
+
+
+def _data_options(p):
+    p.add_argument("--docs", help="file with one training document per line (default: the paper's names)")
+    p.add_argument("--n-docs", type=int, default=1000, help="train on the first N documents (default 1000)")
+    p.add_argument("--data-seed", type=int, default=42,
+                   help="seed of the shuffle and initial parameters (default 42, the paper's)")
+    p.add_argument("--steps", type=int, default=None, help="training steps (default: one per document)")
+
+
+def _measure_options(p):
+    p.add_argument("--doc", default="max", help="measure the loss on this document (default 'max')")
+    p.add_argument("--continuation", help="measure log P(continuation | prefix) instead ('$' = end of name)")
+    p.add_argument("--prefix", default="", help="prefix for --continuation")
+
+
+def _deletion_options(p):
+    p.add_argument("--delete-contains", metavar="TEXT", help="delete the documents containing TEXT")
+    p.add_argument("--delete-indices", metavar="I,J,...", help="delete these documents")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="taylorsketch", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", default=None,
+                        help="never show progress bars")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("precompute", help="train once in jet arithmetic and save the sketch")
+    _data_options(p)
+    p.add_argument("--order", type=int, default=3, help="jet order K (default 3)")
+    p.add_argument("--directions", type=int, default=500, help="random complex directions M (default 500)")
+    p.add_argument("--exact-contains", metavar="TEXT",
+                   help="instead, one exact direction: the indicator of documents containing TEXT")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random directions")
+    p.add_argument("--batch-size", type=int, default=None, help="directions per training pass")
+    p.add_argument("--shard", type=int, default=0)
+    p.add_argument("--num-shards", type=int, default=1)
+    p.add_argument("--workers", type=int, default=1, help="processes training batches in parallel")
+    p.add_argument("--out", default="sketch.npz")
+    p.set_defaults(run=cmd_precompute)
+
+    p = sub.add_parser("predict", help="predict a measurement after deleting documents")
+    p.add_argument("sketch")
+    _measure_options(p)
+    _deletion_options(p)
+    p.add_argument("--t", type=float, nargs="+", default=[1.0], help="deletion weight(s) t (default 1)")
+    p.add_argument("--degree", type=int, default=None)
+    p.add_argument("--groups", type=int, default=None, help="median of means over this many groups")
+    p.set_defaults(run=cmd_predict)
+
+    p = sub.add_parser("retrain", help="ground truth: retrain with the documents weighted by 1 - t")
+    _data_options(p)
+    _measure_options(p)
+    _deletion_options(p)
+    p.add_argument("--t", type=float, nargs="+", default=[1.0])
+    p.set_defaults(run=cmd_retrain)
+
+    p = sub.add_parser("stability", help="per-order log2 ||T_r||_F estimates")
+    p.add_argument("sketch")
+    _measure_options(p)
+    p.set_defaults(run=cmd_stability)
+
+    p = sub.add_parser("validate", help="compare predictions with retraining on random deletion sets")
+    p.add_argument("sketch")
+    _measure_options(p)
+    p.add_argument("--sizes", default="1,5,20", help="deletion set sizes (default 1,5,20)")
+    p.add_argument("--sets", type=int, default=3, help="sets per size (default 3)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--groups", type=int, default=None)
+    p.set_defaults(run=cmd_validate)
+
+    p = sub.add_parser("merge", help="join shards of one precomputation")
+    p.add_argument("out")
+    p.add_argument("inputs", nargs="+")
+    p.set_defaults(run=cmd_merge)
+
+    p = sub.add_parser("reproduce", help="reproduce the paper's figures (writes JSON, PNG, report.md)")
+    p.add_argument("figure", choices=["fig1", "fig2", "fig3", "all"])
+    p.add_argument("--preset", choices=["quick", "full"], default="quick")
+    p.add_argument("--out", default="results")
+    p.set_defaults(run=cmd_reproduce)
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        data, text = args.run(args)
+    except CLIError as err:
+        print(f"taylorsketch {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"taylorsketch {args.command}: interrupted", file=sys.stderr)
+        return 130
+    print(json.dumps(data, indent=2) if args.json else text)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

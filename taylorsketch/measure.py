@@ -1,0 +1,66 @@
+"""Measurements: scalar functions of a trained model's parameters.
+
+A measurement ``phi`` maps a parameter dict to a scalar; evaluated on a
+sketch's parameter *jets* it gives the Taylor coefficients of ``t -> g(t psi)``
+for every stored direction at once.  Any callable ``params -> scalar``
+written with ``ts`` operations is a measurement; the classes here add a name
+(for reports and the CLI) and a key (so a sketch computes each measurement's
+coefficients once).
+"""
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Measure:
+    """A named measurement: ``measure(params)`` evaluates it."""
+
+    name: str
+    fn: object = field(compare=False, repr=False)
+    key: tuple = field(default=None)
+
+    def __call__(self, params):
+        return self.fn(params)
+
+
+def doc_loss(model, doc):
+    """The model's loss on one document (mean over its positions).
+
+    >>> import taylorsketch as ts
+    >>> s = ts.paper.setup()
+    >>> model = ts.MicroGPT(s.vocab)
+    >>> phi = ts.measure.doc_loss(model, "max")
+    >>> round(phi(s.init), 4) == round(model.loss(s.init, "max"), 4)
+    True
+    """
+    encoded = model.encode(doc)
+
+    def fn(params):
+        return model.forward(params, encoded)[0]
+    return Measure(f"loss({doc!r})", fn, ("doc_loss", repr(doc)))
+
+
+def logprob(model, prefix, continuation):
+    """``log P(continuation | prefix)`` under a MicroGPT (``"$"`` at the end of
+    ``continuation`` stands for the end-of-name token)."""
+    model.logprob  # fail early for models without it
+
+    def fn(params):
+        return model.logprob(params, prefix, continuation)
+    fn(_probe_params(model))
+    return Measure(f"logP({continuation!r}|{prefix!r})", fn, ("logprob", prefix, continuation))
+
+
+def _probe_params(model):
+    import numpy as np
+    return {name: np.zeros(shape) for name, shape in model.param_shapes().items()}
+
+
+def as_measure(measure):
+    """Wrap a plain callable as a Measure (keyed by identity)."""
+    if isinstance(measure, Measure):
+        return measure
+    if not callable(measure):
+        raise TypeError(f"a measurement must be callable params -> scalar; got {type(measure).__name__}")
+    name = getattr(measure, "__name__", "measure")
+    return Measure(name, measure, ("callable", id(measure)))

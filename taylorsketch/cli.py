@@ -118,11 +118,11 @@ def cmd_precompute(args):
         directions = indicator[None, :]
     else:
         directions = args.directions
+    _writable(args.out)   # before the expensive part
     sketch = precompute(model, init, docs, order=args.order, directions=directions, seed=args.seed,
                         steps=args.steps, batch_size=args.batch_size, shard=args.shard,
                         num_shards=args.num_shards, workers=args.workers, progress=args.progress,
                         data=source)
-    _writable(args.out)
     sketch.save(args.out)
     return {"out": args.out, "order": sketch.order, "n_directions": sketch.n_directions,
             "n_docs": sketch.n_docs, "kind": sketch.kind}, f"wrote {sketch!r} to {args.out}"
@@ -296,7 +296,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         data, text = args.run(args)
-    except CLIError as err:
+    except (CLIError, ValueError) as err:   # the package's ValueErrors are bad input, explained in one line
         print(f"taylorsketch {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

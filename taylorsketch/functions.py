@@ -87,6 +87,8 @@ def log_softmax(x, axis=-1):
 def _squeeze(x, axis):
     if isinstance(x, Jet):
         keep = [n for n in x.shape]
+        if axis is None:
+            axis = tuple(range(x.ndim))
         axes = [a % x.ndim for a in (axis if isinstance(axis, tuple) else (axis,))]
         return x.reshape(tuple(n for i, n in enumerate(keep) if i not in axes))
     return np.squeeze(x, axis=axis)

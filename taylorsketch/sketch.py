@@ -19,13 +19,13 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.special import gammaln
 
+from ._io import atomic_write
 from .data import Vocab
 from .jet import Jet
 from .measure import as_measure
@@ -330,25 +330,17 @@ class Sketch:
         arrays = {"primal": self.primal, "series": self.series, "directions": self.directions,
                   "direction_ids": self.direction_ids,
                   "meta": np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)}
-        folder = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix=".sketch-", suffix=".npz.tmp", dir=folder)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        atomic_write(path, lambda f: np.savez(f, **arrays))
 
     @classmethod
     def load(cls, path):
         """Read a sketch written by :meth:`save`; a damaged file is a :class:`SketchFileError`."""
         path = os.fspath(path)
         try:
-            with np.load(path, allow_pickle=False) as data:
+            data = np.load(path, allow_pickle=False)
+            if not isinstance(data, np.lib.npyio.NpzFile):
+                raise ValueError("a single array, not an .npz archive")
+            with data:
                 arrays = {k: data[k] for k in ("primal", "series", "directions", "direction_ids", "meta")}
         except FileNotFoundError:
             raise
@@ -358,16 +350,24 @@ class Sketch:
             meta = json.loads(arrays["meta"].tobytes().decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as err:
             raise SketchFileError(f"{path}: corrupt metadata ({err})") from None
+        if not isinstance(meta, dict):
+            raise SketchFileError(f"{path}: corrupt metadata (not a JSON object)")
         version = meta.get("format_version")
         if version != FORMAT_VERSION:
             raise SketchFileError(f"{path}: sketch format version {version}; this taylorsketch "
                                   f"reads version {FORMAT_VERSION}")
-        model = model_from_description(meta["model"])
+        try:
+            model = model_from_description(meta["model"])
+            order = meta["order"]
+        except KeyError as err:
+            raise SketchFileError(f"{path}: metadata lacks {err}") from None
+        except (TypeError, ValueError) as err:
+            raise SketchFileError(f"{path}: unusable metadata ({err})") from None
         n_params = sum(math.prod(s) for s in model.param_shapes().values())
         primal, series, directions, ids = (arrays[k] for k in ("primal", "series", "directions", "direction_ids"))
         if (primal.shape != (n_params,) or series.ndim != 3 or series.shape[2] != n_params
                 or directions.shape[0] != series.shape[1] or ids.shape != (series.shape[1],)
-                or series.shape[0] != meta["order"]):
+                or series.shape[0] != order):
             raise SketchFileError(f"{path}: array shapes do not match the metadata")
         return cls(model, primal, series, directions, ids, meta)
 
@@ -472,7 +472,8 @@ def precompute(model, init_params, docs, order, directions, seed=0, steps=None, 
         all at once up to 128)
     shard, num_shards : compute only shard ``shard`` of ``num_shards`` equal blocks of
         the M random directions; join the shards with :meth:`Sketch.merge`
-    workers : processes to train batches in parallel
+    workers : processes to train batches in parallel (started with ``spawn``: a script
+        that uses them needs the ``if __name__ == "__main__":`` guard)
     progress : bool or None (a bar when stderr is a terminal)
     data : optional JSON-able description of where ``docs`` came from (kept in the file)
 
@@ -540,8 +541,20 @@ def _train_batch(job):
 
 
 def _run(jobs, workers):
+    """Train the batches, in ``workers`` fresh processes when asked (spawned, not
+    forked: numba's thread pool does not survive a fork)."""
     if workers is None or workers <= 1 or len(jobs) <= 1:
-        return map(_train_batch, jobs)
+        yield from map(_train_batch, jobs)
+        return
+    import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
-    pool = ProcessPoolExecutor(max_workers=int(workers))
-    return pool.map(_train_batch, jobs)
+    workers = min(int(workers), len(jobs))
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_worker_init, initargs=(threads,)) as pool:
+        yield from pool.map(_train_batch, jobs)
+
+
+def _worker_init(threads):
+    import numba
+    numba.set_num_threads(threads)

@@ -9,6 +9,9 @@ import math
 import sys
 
 import numpy as np
+from threadpoolctl import threadpool_limits
+
+from ._config import TRAINING_BLAS_THREADS
 
 from .jet import Jet, _as_array
 from .optim import Adam
@@ -191,14 +194,15 @@ def train(model, init_params, docs, steps=None, weights=None, optimizer=None, pr
     params = flat.views()
     optimizer = Adam(total_steps=max(steps, 1)) if optimizer is None else optimizer
     bar = _progress(steps, progress, "train")
-    for step in range(steps):
-        i = step % len(docs)
-        loss, grads = model.loss_and_grads(params, encoded[i], 1.0 - weights[i])
-        flat_grads = flat.flatten(grads)
-        _check_finite(loss, flat_grads, step, i, docs[i])
-        optimizer.step(flat.flat, flat_grads)
-        if bar is not None:
-            bar.update()
+    with threadpool_limits(limits=TRAINING_BLAS_THREADS, user_api="blas"):
+        for step in range(steps):
+            i = step % len(docs)
+            loss, grads = model.loss_and_grads(params, encoded[i], 1.0 - weights[i])
+            flat_grads = flat.flatten(grads)
+            _check_finite(loss, flat_grads, step, i, docs[i])
+            optimizer.step(flat.flat, flat_grads)
+            if bar is not None:
+                bar.update()
     if bar is not None:
         bar.close()
     return {name: (value if isinstance(value, Jet) else value.copy())

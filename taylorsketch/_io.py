@@ -1,0 +1,34 @@
+"""Atomic file writes: a temporary file in the target folder, renamed into place.
+
+An interrupted write (Ctrl-C, full disk, crash) never leaves a half-written
+file at the target path; at worst the previous version stays.
+"""
+
+import json
+import os
+import tempfile
+
+
+def atomic_write(path, write, mode="wb"):
+    """Call ``write(file)`` on a temporary file, then rename it to ``path``."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, mode) as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_json(path, data):
+    atomic_write(path, lambda f: json.dump(data, f, indent=2, allow_nan=True), mode="w")
+
+
+def write_text(path, text):
+    atomic_write(path, lambda f: f.write(text), mode="w")

@@ -195,7 +195,8 @@ def cmd_merge(args):
 
 def cmd_reproduce(args):
     from .reproduce import run
-    return run(args.figure, preset=args.preset, out=args.out, progress=args.progress)
+    return run(args.figure, preset=args.preset, out=args.out, progress=args.progress,
+               workers=args.workers, resume=args.resume)
 
 
 def _writable(path):
@@ -287,6 +288,9 @@ def build_parser():
     p.add_argument("figure", choices=["fig1", "fig2", "fig3", "all"])
     p.add_argument("--preset", choices=["quick", "full"], default="quick")
     p.add_argument("--out", default="results")
+    p.add_argument("--workers", type=int, default=2, help="processes training directions in parallel (default 2)")
+    p.add_argument("--resume", action="store_true",
+                   help="reuse figures already completed in --out with the same preset and version")
     p.set_defaults(run=cmd_reproduce)
     return parser
 

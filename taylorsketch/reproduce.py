@@ -8,7 +8,7 @@ timings) and ``figN.png``; ``all`` also writes ``report.md``, which sets each
 claim of the paper beside what was measured.
 """
 
-import math
+import json
 import os
 import platform
 import time
@@ -26,13 +26,13 @@ PAPER_LOSS_MAX = 3.0913238794422027
 
 PRESETS = {
     "full": {"n_docs": 1000, "steps": 1000,
-             "fig1": {"order": 100, "directions": 12, "seed": 0, "doc_index": 0},
+             "fig1": {"order": 100, "directions": 12, "seed": 0, "doc_index": 0, "batch_size": 6},
              "fig2": {"order": 6, "fd_step": 1e-3},
-             "fig3": {"order": 3, "directions": 500, "seed": 0}},
+             "fig3": {"order": 3, "directions": 500, "seed": 0, "batch_size": 125}},
     "quick": {"n_docs": 200, "steps": 200,
-              "fig1": {"order": 24, "directions": 4, "seed": 0, "doc_index": 0},
+              "fig1": {"order": 24, "directions": 4, "seed": 0, "doc_index": 0, "batch_size": 2},
               "fig2": {"order": 6, "fd_step": 1e-3},
-              "fig3": {"order": 3, "directions": 96, "seed": 0}},
+              "fig3": {"order": 3, "directions": 96, "seed": 0, "batch_size": 48}},
 }
 FIGURES = ("fig1", "fig2", "fig3")
 T_GRID = [round(0.1 * i, 1) for i in range(11)]
@@ -46,6 +46,7 @@ class Context:
 
     preset: str
     config: dict
+    workers: int
     docs: list
     model: object
     init: dict
@@ -73,13 +74,13 @@ class Context:
         return self.truth
 
 
-def _context(preset, progress):
+def _context(preset, progress, workers):
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose from {sorted(PRESETS)}")
     config = PRESETS[preset]
     s = paper.setup(seed=42)
     docs = s.docs[: config["n_docs"]]
-    return Context(preset, config, docs, s.model(), s.init, progress)
+    return Context(preset, config, workers, docs, s.model(), s.init, progress)
 
 
 # ----------------------------------------------------------------------------
@@ -92,7 +93,8 @@ def fig1(ctx):
     doc = ctx.docs[cfg["doc_index"]]
     start = time.perf_counter()
     sketch = precompute(ctx.model, ctx.init, ctx.docs, order=cfg["order"], directions=cfg["directions"],
-                        seed=cfg["seed"], steps=ctx.config["steps"], progress=ctx.progress)
+                        seed=cfg["seed"], steps=ctx.config["steps"], batch_size=cfg["batch_size"],
+                        workers=ctx.workers, progress=ctx.progress)
     seconds = time.perf_counter() - start
     st = sketch.stability(measure.doc_loss(ctx.model, doc))
     curvatures = [float(np.polyfit(st.orders, row, 2)[0]) if np.all(np.isfinite(row)) else float("nan")
@@ -141,7 +143,8 @@ def fig3(ctx):
     truth = ctx.true_curve()
     start = time.perf_counter()
     sketch = precompute(ctx.model, ctx.init, ctx.docs, order=cfg["order"], directions=cfg["directions"],
-                        seed=cfg["seed"], steps=ctx.config["steps"], progress=ctx.progress)
+                        seed=cfg["seed"], steps=ctx.config["steps"], batch_size=cfg["batch_size"],
+                        workers=ctx.workers, progress=ctx.progress)
     seconds = time.perf_counter() - start
     exact = precompute(ctx.model, ctx.init, ctx.docs, order=cfg["order"], directions=ctx.indicator[None, :],
                        steps=ctx.config["steps"], progress=False)
@@ -311,8 +314,25 @@ def report(results, preset):
 # orchestration
 
 
-def run(figure, preset="quick", out="results", progress=None):
-    """Run one figure or ``"all"``; returns ``(json_data, text)`` for the CLI."""
+def _completed(path, preset, config):
+    """A figure's earlier result, if it is complete and from the same preset and configuration."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            result = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if result.get("preset") != preset or result.get("config") != config or result.get("version") != __version__:
+        return None
+    return result
+
+
+def run(figure, preset="quick", out="results", progress=None, workers=2, resume=False):
+    """Run one figure or ``"all"``; returns ``(json_data, text)`` for the CLI.
+
+    ``workers`` processes train batches of directions in parallel; with
+    ``resume``, a figure whose ``figN.json`` in ``out`` is complete and from the
+    same preset, configuration and version is read instead of recomputed.
+    """
     from .cli import CLIError
     if figure not in FIGURES + ("all",):
         raise CLIError(f"unknown figure {figure!r}; choose fig1, fig2, fig3 or all")
@@ -325,18 +345,23 @@ def run(figure, preset="quick", out="results", progress=None):
     if not os.access(out, os.W_OK):
         raise CLIError(f"output folder {out} is not writable")
     names = FIGURES if figure == "all" else (figure,)
-    ctx = _context(preset, progress)
+    ctx = _context(preset, progress, workers)
     results, lines, done = {}, [], []
     no_plots = False
     current = None
     try:
         for name in names:
             current = name
-            start = time.perf_counter()
-            result = EXPERIMENTS[name](ctx)
-            result["timings"]["total_seconds"] = time.perf_counter() - start
-            result.update(preset=preset, config=ctx.config, version=__version__)
-            write_json(os.path.join(out, f"{name}.json"), result)
+            path = os.path.join(out, f"{name}.json")
+            result = _completed(path, preset, ctx.config) if resume else None
+            if result is None:
+                start = time.perf_counter()
+                result = EXPERIMENTS[name](ctx)
+                result["timings"]["total_seconds"] = time.perf_counter() - start
+                result.update(preset=preset, config=ctx.config, version=__version__)
+                write_json(path, result)
+            else:
+                print(f"[{name}] reusing the completed {path}", flush=True)
             if not plot(result, os.path.join(out, f"{name}.png")):
                 no_plots = True
             results[name] = result

@@ -84,6 +84,8 @@ def _deleted(args, docs):
     if args.delete_contains is not None:
         needle = args.delete_contains
         indices = [i for i, d in enumerate(docs) if needle in d]
+        if not indices:
+            raise CLIError(f"no document contains {needle!r}: nothing to delete")
     elif args.delete_indices is not None:
         try:
             indices = [int(x) for x in args.delete_indices.split(",") if x.strip()]

@@ -39,7 +39,21 @@ class GPTConfig:
                 raise ValueError(f"{name} must be >= 1; got {getattr(self, name)}")
 
 
-class MicroGPT:
+class Model:
+    """What every learning circuit shares: its loss and gradient for one document."""
+
+    def loss_and_grads(self, params, encoded, dloss=1.0):
+        """Loss on one encoded document and the gradients of ``dloss * loss``."""
+        loss, cache = self.forward(params, encoded)
+        return loss, self.backward(params, cache, dloss)
+
+    def loss(self, params, doc):
+        """Loss on one document: a float for plain parameters, a 0-d Jet for jet parameters."""
+        loss, _ = self.forward(params, self.encode(doc))
+        return loss if isinstance(loss, Jet) else float(loss)
+
+
+class MicroGPT(Model):
     """A one-file character-level GPT (Karpathy's microgpt with the paper's changes).
 
     No biases, no norm gains, exact GELU, rmsnorm with eps 1e-5; weights stored
@@ -145,15 +159,6 @@ class MicroGPT:
             dx, emb, params["wte"].shape, params["wpe"].shape)
         return {name: grads[name] for name in self.param_shapes()}
 
-    def loss_and_grads(self, params, encoded, dloss=1.0):
-        loss, cache = self.forward(params, encoded)
-        return loss, self.backward(params, cache, dloss)
-
-    def loss(self, params, doc):
-        """Loss on one document: a float for plain parameters, a 0-d Jet for jet parameters."""
-        loss, _ = self.forward(params, self.encode(doc))
-        return loss if isinstance(loss, Jet) else float(loss)
-
     # -- measurements and sampling ---------------------------------------------
 
     def logprob(self, params, prefix, continuation):
@@ -211,7 +216,7 @@ class MicroGPT:
         return names
 
 
-class MLP:
+class MLP(Model):
     """A small multilayer perceptron, ``y = W2 tanh(W1 x + b1) + b2``, as a second
     learning circuit: regression (mean squared error) or classification
     (softmax cross-entropy).  Documents are ``(x, y)`` pairs.
@@ -302,14 +307,6 @@ class MLP:
         grads["b1"] = dz.sum(axis=0)
         _, grads["w1"] = nn.linear_backward(dz, x, params["w1"])
         return {name: grads[name] for name in self.param_shapes()}
-
-    def loss_and_grads(self, params, encoded, dloss=1.0):
-        loss, cache = self.forward(params, encoded)
-        return loss, self.backward(params, cache, dloss)
-
-    def loss(self, params, doc):
-        loss, _ = self.forward(params, self.encode(doc))
-        return loss if isinstance(loss, Jet) else float(loss)
 
     def predict(self, params, x):
         x = np.asarray(x, dtype=float).reshape(1, -1)

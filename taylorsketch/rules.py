@@ -79,21 +79,25 @@ def _nonzero(x):
     return x != 0
 
 
+def _unary_series(x0, xs, y0, kernel):
+    """The series of ``y = f(x)``, given ``y_0``, from a kernel that fills rows 1..K in place."""
+    order, n_dirs = xs.shape[:2]
+    shape = np.shape(x0)
+    x = _full(x0, xs, shape, _out_dtype(x0, xs, y0))
+    y = np.empty_like(x)
+    y.reshape((order + 1, n_dirs) + shape)[0] = y0
+    kernel(x, y)
+    return _unfull(y, order, n_dirs, shape)
+
+
 def _unary_kernel_rule(name, primal_fn, kernel, domain=None):
-    """Rule for ``y = f(x)`` whose series is filled in place by a kernel."""
+    """Register the rule of ``y = f(x)`` whose series a kernel fills."""
     def rule(primals, series):
         (x0,), (xs,) = primals, series
         if domain is not None:
             _check_domain(name, x0, *domain)
         y0 = primal_fn(x0)
-        order, n_dirs = xs.shape[:2]
-        shape = np.shape(x0)
-        dtype = _out_dtype(x0, xs, y0)
-        x = _full(x0, xs, shape, dtype)
-        y = np.empty_like(x)
-        y.reshape((order + 1, n_dirs) + shape)[0] = y0
-        kernel(x, y)
-        return y0, _unfull(y, order, n_dirs, shape)
+        return y0, _unary_series(x0, xs, y0, kernel)
     return register(name)(rule)
 
 
@@ -255,14 +259,7 @@ def pow_rule(primals, series, exponent):
     _check_domain(f"x**{exponent}", x0, _positive, _off_branch_cut,
                   "a real power needs x_0 > 0")
     y0 = np.power(x0, exponent)
-    order, n_dirs = xs.shape[:2]
-    shape = np.shape(x0)
-    dtype = _out_dtype(x0, xs, y0)
-    x = _full(x0, xs, shape, dtype)
-    y = np.empty_like(x)
-    y.reshape((order + 1, n_dirs) + shape)[0] = y0
-    kernels.power(x, float(exponent), y)
-    return y0, _unfull(y, order, n_dirs, shape)
+    return y0, _unary_series(x0, xs, y0, lambda x, y: kernels.power(x, float(exponent), y))
 
 
 def _tanh_kernel(x, y):

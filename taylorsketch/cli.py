@@ -138,12 +138,15 @@ def cmd_predict(args):
     t = np.array(args.t) if len(args.t) > 1 else args.t[0]
     p = sketch.predict(phi, deleted, degree=args.degree, groups=args.groups, t=t)
     out = {"measure": phi.name, "deleted": len(deleted), **p.as_dict()}
-    lines = [f"{phi.name} with {len(deleted)} documents deleted (t = {args.t}):",
-             f"  unperturbed      {p.base:.6f}"]
-    for r in range(p.degree):
-        lines.append(f"  order {r + 1} term     {np.ravel(p.terms[r])[0]:+.6f} +- {np.ravel(p.term_stderr[r])[0]:.6f}")
-    lines.append(f"  prediction       {np.ravel(p.value)[0]:.6f} +- {np.ravel(p.stderr)[0]:.6f}"
-                 + (" (exact direction)" if p.exact else f" ({p.n_directions} directions)"))
+    how = "exact direction" if p.exact else f"{p.n_directions} directions"
+    lines = [f"{phi.name} with {len(deleted)} documents deleted ({how}); unperturbed {p.base:.6f}"]
+    terms, errs = np.reshape(p.terms, (p.degree, -1)), np.reshape(p.term_stderr, (p.degree, -1))
+    values, stderrs = np.ravel(p.value), np.ravel(p.stderr)
+    for i, t in enumerate(args.t):
+        lines.append(f"  t = {t:g}:")
+        for r in range(p.degree):
+            lines.append(f"    order {r + 1} term   {terms[r, i]:+.6f} +- {errs[r, i]:.6f}")
+        lines.append(f"    prediction     {values[i]:.6f} +- {stderrs[i]:.6f}")
     return out, "\n".join(lines)
 
 
@@ -308,8 +311,19 @@ def main(argv=None):
     except KeyboardInterrupt:
         print(f"taylorsketch {args.command}: interrupted", file=sys.stderr)
         return 130
-    print(json.dumps(data, indent=2) if args.json else text)
+    print(json.dumps(_json_safe(data), indent=2) if args.json else text)
     return 0
+
+
+def _json_safe(value):
+    """NaN and infinities become null: strict JSON has no such numbers."""
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
 
 
 if __name__ == "__main__":  # pragma: no cover

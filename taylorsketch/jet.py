@@ -236,7 +236,10 @@ class Jet:
 
     def __rpow__(self, base):
         from .functions import exp, log
-        return exp(self * log(_as_array(base)))
+        base = _as_array(base)
+        if np.any(base <= 0) if not np.iscomplexobj(base) else np.any(base == 0):
+            raise ValueError("base ** jet needs a positive base (it is exp(jet * log(base)))")
+        return exp(self * log(base))
 
     def __matmul__(self, other):
         return apply("matmul", self, _operand(other))

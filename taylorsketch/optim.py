@@ -29,7 +29,7 @@ class Adam:
     >>> p = np.zeros(3)
     >>> opt.step(p, np.array([1.0, -2.0, 0.0]))      # updates p in place
     >>> np.round(p, 4)
-    array([-0.0095,  0.0099, -0.    ])
+    array([-0.01,  0.01,  0.  ])
     """
 
     lr: float = 0.01

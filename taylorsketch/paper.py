@@ -18,9 +18,11 @@ class PaperSetup:
     vocab: Vocab
     init: dict      # parameter name -> array, in the paper's order
     seed: int
+    sizes: dict     # n_layer, n_embd, n_head, block_size
 
     def model(self):
-        return MicroGPT(self.vocab)
+        """The MicroGPT these parameters belong to."""
+        return MicroGPT(self.vocab, **self.sizes)
 
 
 def setup(seed=42, n_layer=1, n_embd=16, n_head=4, block_size=16):
@@ -35,5 +37,6 @@ def setup(seed=42, n_layer=1, n_embd=16, n_head=4, block_size=16):
     docs = load_names()
     rng.shuffle(docs)
     vocab = Vocab.from_documents(docs)
-    model = MicroGPT(vocab, n_layer=n_layer, n_embd=n_embd, n_head=n_head, block_size=block_size)
-    return PaperSetup(docs=docs, vocab=vocab, init=model.init_params(rng=rng), seed=seed)
+    sizes = {"n_layer": n_layer, "n_embd": n_embd, "n_head": n_head, "block_size": block_size}
+    model = MicroGPT(vocab, **sizes)
+    return PaperSetup(docs=docs, vocab=vocab, init=model.init_params(rng=rng), seed=seed, sizes=sizes)

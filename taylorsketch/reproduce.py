@@ -10,6 +10,7 @@ claim of the paper beside what was measured.
 
 import json
 import os
+import sys
 import platform
 import time
 from dataclasses import dataclass
@@ -361,19 +362,21 @@ def run(figure, preset="quick", out="results", progress=None, workers=2, resume=
                 result.update(preset=preset, config=ctx.config, version=__version__)
                 write_json(path, result)
             else:
-                print(f"[{name}] reusing the completed {path}", flush=True)
+                print(f"[{name}] reusing the completed {path}", file=sys.stderr, flush=True)
             if not plot(result, os.path.join(out, f"{name}.png")):
                 no_plots = True
             results[name] = result
             done.append(name)
             lines.append(summary(result))
-            print(f"[{name} done in {result['timings']['total_seconds']:.1f} s] {lines[-1]}", flush=True)
+            print(f"[{name} done in {result['timings']['total_seconds']:.1f} s] {lines[-1]}",
+                  file=sys.stderr, flush=True)
         if figure == "all":
             write_text(os.path.join(out, "report.md"), report(results, preset))
     except KeyboardInterrupt:
         missing = [n for n in names if n not in done]
-        raise CLIError(f"interrupted during {current}: finished {done or 'none'} (their files in {out} "
-                       f"are complete); not finished: {missing}") from None
+        print(f"interrupted during {current}: finished {done or 'none'} (their files in {out} are "
+              f"complete); not finished: {missing}", file=sys.stderr)
+        raise
     if no_plots:
         lines.append("matplotlib is not installed: numbers were written, plots were not "
                      "(pip install 'taylorsketch[plot]' or pip install matplotlib)")

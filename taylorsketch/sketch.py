@@ -240,7 +240,7 @@ class Sketch:
         Computed once per measurement and kept.
         """
         measure = as_measure(measure)
-        cached = self._coefficients.get(measure.key)
+        cached = self._coefficients.get(measure.cache_key)
         if cached is not None:
             return cached
         batch = self.n_directions if batch_size is None else int(batch_size)
@@ -255,7 +255,7 @@ class Sketch:
             out[start:stop, 1:] = value.series.T
         if not np.all(np.isfinite(out)):
             raise ValueError(f"measurement {measure.name} gave non-finite coefficients")
-        self._coefficients[measure.key] = out
+        self._coefficients[measure.cache_key] = out
         return out
 
     # -- prediction ----------------------------------------------------------
@@ -305,6 +305,8 @@ class Sketch:
 
     def stability(self, measure):
         """Per-order ``log2 ||T_r||_F`` estimates; see :class:`Stability`."""
+        if self.kind != "random":
+            raise ValueError("stability needs random directions; this sketch holds explicit ones")
         coeffs = self.coefficients(measure)[:, 1:]
         orders = np.arange(1, self.order + 1)
         log_c = 0.5 * _log_binom(self.n_docs, orders) / math.log(2)
@@ -422,13 +424,15 @@ def estimate(coeffs, directions, indicator, degree, t=1.0, groups=None):
     s = (np.conj(directions[:, support]) * indicator[support]).sum(axis=1)      # (M,)
     t = np.asarray(t, dtype=float)
     orders = np.arange(1, degree + 1)
+    c = coeffs[:, 1:degree + 1]                                                  # (M, degree)
+    # C(n+r-1, r) |s|^r |c_r| in logs: the first two factors overflow alone at high order
     with np.errstate(divide="ignore"):
-        log_abs_s = np.log(np.abs(s))
-    # C(n+r-1, r) |s|^r in logs: both factors overflow alone at high order
-    magnitude = np.exp(_log_binom(n, orders)[None, :] + orders[None, :] * log_abs_s[:, None])
-    phase = np.exp(1j * orders[None, :] * np.angle(s)[:, None])
-    samples = np.real(magnitude * phase * coeffs[:, 1:degree + 1])               # (M, degree)
-    samples = np.where(np.isfinite(magnitude), samples, 0.0)
+        log_magnitude = (_log_binom(n, orders)[None, :] + orders[None, :] * np.log(np.abs(s))[:, None]
+                         + np.log(np.abs(c)))
+    phase = np.exp(1j * (orders[None, :] * np.angle(s)[:, None] + np.angle(c)))
+    samples = np.real(np.exp(log_magnitude) * phase)                             # (M, degree)
+    if not np.all(np.isfinite(samples)):
+        raise FloatingPointError("the sketch estimate overflows: a Taylor term exceeds the float range")
     t_powers = t[None] ** orders.reshape((-1,) + (1,) * t.ndim)                  # (degree, *t)
     base = float(np.real(coeffs[0, 0]))
     m = len(s)

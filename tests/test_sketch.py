@@ -392,6 +392,24 @@ def test_coefficients(tiny, sketch):
     assert sketch.coefficients(ts.measure.doc_loss(model, "ade")) is not coeffs
 
 
+def test_fresh_callables_never_share_cached_coefficients(tiny, sketch):
+    """A new lambda may get a dead lambda's id(); the cache must not mistake one for the other."""
+    model, _, docs, _ = tiny
+    for doc in docs[:4]:
+        fresh = (lambda d: lambda params: model.loss(params, d))(doc)
+        expected = sketch.coefficients(ts.measure.doc_loss(model, doc))
+        assert np.array_equal(sketch.coefficients(fresh), expected), doc
+        del fresh
+    unkeyed = [ts.measure.Measure("same name", (lambda d: lambda p: model.loss(p, d))(d)) for d in docs[:2]]
+    first, second = (sketch.coefficients(m)[0, 0] for m in unkeyed)
+    assert first != second
+
+
+def test_stability_refuses_explicit_directions(exact, tiny):
+    with pytest.raises(ValueError, match="random directions"):
+        exact.stability(tiny[3])
+
+
 # ----------------------------------------------------------------------------
 # persistence
 

@@ -15,14 +15,10 @@ NUMBA_OPTIONS = {"cache": True, "fastmath": False, "nogil": True}
 # one pass; it is the only kernel large enough to gain from threads.
 NUMBA_PARALLEL_OPTIONS = {**NUMBA_OPTIONS, "parallel": True}
 
-# Relative size of a primal, compared with the largest primal in the array,
-# below which a division, log or real power is refused as not analytic.
-SINGULAR_TOLERANCE = 0.0
-
-# BLAS threads while training.  A training step is hundreds of small GEMMs
-# (a document has at most 16 positions); OpenBLAS's threads spin between them
-# and, on a loaded 2-core machine, one batched product of a jet matmul took
-# 96 ms with 2 threads against 0.13 ms with 1.  Parallelism comes from
-# training batches of directions in separate processes instead
-# (``precompute(..., workers=2)``).
-TRAINING_BLAS_THREADS = 1
+# BLAS threads while training and while evaluating a measurement on parameter
+# jets.  A training step is hundreds of small GEMMs (a document has at most 16
+# positions); OpenBLAS's threads spin between them and, on a loaded 2-core
+# machine, one batched product of a jet matmul took 96 ms with 2 threads
+# against 0.13 ms with 1.  Parallelism comes from training batches of
+# directions in separate processes instead (``precompute(..., workers=2)``).
+BLAS_THREADS = 1

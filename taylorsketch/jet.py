@@ -264,8 +264,9 @@ class Jet:
         return self.sum(axis, keepdims) * (1.0 / count)
 
     def reshape(self, *shape):
-        shape = shape[0] if len(shape) == 1 and not isinstance(shape[0], numbers.Integral) else shape
-        return apply("reshape", self, shape=tuple(int(s) for s in np.atleast_1d(shape)) if shape != () else ())
+        if len(shape) == 1 and not isinstance(shape[0], numbers.Integral):
+            shape = shape[0]
+        return apply("reshape", self, shape=tuple(int(s) for s in np.ravel(np.asarray(shape, dtype=int))))
 
     def transpose(self, *axes):
         axes = axes[0] if len(axes) == 1 and not isinstance(axes[0], numbers.Integral) else axes
@@ -332,6 +333,8 @@ def _align(x, ndim):
 
 def power(x, exponent):
     """``x ** exponent`` for a Jet ``x``: integers by products, reals by the power rule."""
+    if isinstance(exponent, np.ndarray) and exponent.ndim == 0:
+        exponent = exponent.item()
     if isinstance(exponent, Jet) or np.ndim(exponent) > 0:
         from .functions import exp, log
         return exp(exponent * log(x))

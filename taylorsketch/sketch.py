@@ -24,7 +24,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.special import gammaln
+from threadpoolctl import threadpool_limits
 
+from ._config import BLAS_THREADS
 from ._io import atomic_write
 from .data import Vocab
 from .jet import Jet
@@ -247,7 +249,8 @@ class Sketch:
         out = np.empty((self.n_directions, self.order + 1), dtype=np.result_type(self.series, float))
         for start in range(0, self.n_directions, batch):
             stop = min(start + batch, self.n_directions)
-            value = measure(self.params(start, stop))
+            with threadpool_limits(limits=BLAS_THREADS, user_api="blas"):
+                value = measure(self.params(start, stop))
             if not isinstance(value, Jet) or value.shape != ():
                 raise ValueError(f"measurement {measure.name} must return a scalar computed from the "
                                  f"parameters; got {value!r}")

@@ -11,7 +11,7 @@ import sys
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from ._config import TRAINING_BLAS_THREADS
+from ._config import BLAS_THREADS
 
 from .jet import Jet, _as_array
 from .optim import Adam
@@ -194,7 +194,7 @@ def train(model, init_params, docs, steps=None, weights=None, optimizer=None, pr
     params = flat.views()
     optimizer = Adam(total_steps=max(steps, 1)) if optimizer is None else optimizer
     bar = _progress(steps, progress, "train")
-    with threadpool_limits(limits=TRAINING_BLAS_THREADS, user_api="blas"):
+    with threadpool_limits(limits=BLAS_THREADS, user_api="blas"):
         for step in range(steps):
             i = step % len(docs)
             loss, grads = model.loss_and_grads(params, encoded[i], 1.0 - weights[i])

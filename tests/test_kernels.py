@@ -1,0 +1,283 @@
+"""Every numba kernel against its plain-numpy twin in ``reference.py``.
+
+Float64 and complex128, orders 0..12, random sizes.  A kernel fills rows 1..K
+of its output (``mul`` all rows); row 0 is set here as the rules set it.  The
+tolerance ``1e-10`` is relative to the largest coefficient met so far in each
+series (see ``reference.assert_series_close``): the recurrences and the twins
+round differently, by about ``K^2 * eps`` times that size (< 1e-13), while a
+wrong index or weight gives an O(1) error.
+
+Shape legend: K = order, L = number of scalar series, M = directions, P = parameters.
+"""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import reference
+import strategies
+from taylorsketch import kernels
+
+RTOL = 1e-10
+
+
+@st.composite
+def cases(draw, *domains):
+    """``(order, dtype, arrays...)``: one full ``(K+1, L)`` array per primal domain."""
+    order = draw(strategies.orders)
+    size = draw(strategies.sizes)
+    dtype = draw(strategies.dtypes)
+    arrays = [draw(strategies.coefficient_arrays(order, size, dtype, d)) for d in domains]
+    return (order, dtype, *arrays)
+
+
+def _with_primal(x, value):
+    out = np.empty_like(x)
+    out[0] = value
+    return out
+
+
+# ----------------------------------------------------------------------------
+# one checker per kernel: run it, compare with the twin
+
+
+def check_mul(a, b):
+    out = np.empty_like(a)
+    kernels.mul(a, b, out)
+    reference.assert_series_close(out, reference.mul(a, b), RTOL)
+
+
+def check_div(a, b):
+    out = _with_primal(a, a[0] / b[0])
+    kernels.div(a, b, out)
+    reference.assert_series_close(out, reference.div(a, b), RTOL)
+
+
+def check_ode(x, d):
+    out = _with_primal(x, 0.25)
+    kernels.ode(x, d, out)
+    reference.assert_series_close(out, reference.ode(x, d, 0.25), RTOL)
+
+
+def check_exp(x):
+    out = _with_primal(x, np.exp(x[0]))
+    kernels.exp(x, out)
+    reference.assert_series_close(out, reference.exp(x), RTOL)
+
+
+def check_log(x):
+    out = _with_primal(x, np.log(x[0]))
+    kernels.log(x, out)
+    reference.assert_series_close(out, reference.log(x), RTOL)
+
+
+def check_power(x, a):
+    out = _with_primal(x, x[0] ** a)
+    kernels.power(x, a, out)
+    reference.assert_series_close(out, reference.power(x, a), RTOL)
+
+
+def check_tanh(x):
+    out = _with_primal(x, np.tanh(x[0]))
+    work = np.empty_like(x)
+    kernels.tanh(x, out, work)
+    want, want_work = reference.tanh(x)
+    reference.assert_series_close(out, want, RTOL)
+    reference.assert_series_close(work, want_work, RTOL)
+
+
+def check_sincos(x):
+    s = _with_primal(x, np.sin(x[0]))
+    c = _with_primal(x, np.cos(x[0]))
+    kernels.sincos(x, s, c)
+    want_s, want_c = reference.sincos(x)
+    reference.assert_series_close(s, want_s, RTOL)
+    reference.assert_series_close(c, want_c, RTOL)
+
+
+def check_compose(x, derivatives):
+    out = _with_primal(x, derivatives[0])
+    kernels.compose(x, derivatives, out)
+    reference.assert_series_close(out, reference.compose(x, derivatives), RTOL)
+
+
+# ----------------------------------------------------------------------------
+# hypothesis: random orders 0..12, sizes 1..6, float64 or complex128
+
+
+@given(cases("any", "any"))
+def test_mul(case):
+    _, _, a, b = case
+    check_mul(a, b)
+
+
+@given(cases("any", "nonzero"))
+def test_div(case):
+    _, _, a, b = case
+    check_div(a, b)
+
+
+@given(cases("any", "any"))
+def test_ode(case):
+    _, _, x, d = case
+    check_ode(x, d)
+
+
+@given(cases("any"))
+def test_exp(case):
+    _, _, x = case
+    check_exp(x)
+
+
+@given(cases("positive"))
+def test_log(case):
+    _, _, x = case
+    check_log(x)
+
+
+@given(cases("positive"), strategies.real_exponents | strategies.integer_exponents.map(float))
+def test_power(case, exponent):
+    _, _, x = case
+    check_power(x, exponent)
+
+
+@given(cases("any"))
+def test_tanh(case):
+    _, _, x = case
+    check_tanh(x)
+
+
+@given(cases("any"))
+def test_sincos(case):
+    _, _, x = case
+    check_sincos(x)
+
+
+@given(cases("any", "any"))
+def test_compose(case):
+    # Random values stand in for h^(n)(x_0): the formula is linear in them.
+    _, _, x, derivatives = case
+    check_compose(x, derivatives)
+
+
+# ----------------------------------------------------------------------------
+# the extreme orders 0 and 12 for both dtypes, whatever hypothesis draws
+
+
+CHECKS = {
+    "mul": (check_mul, ("any", "any")),
+    "div": (check_div, ("any", "nonzero")),
+    "ode": (check_ode, ("any", "any")),
+    "exp": (check_exp, ("any",)),
+    "log": (check_log, ("positive",)),
+    "power": (lambda x: check_power(x, -1.5), ("positive",)),
+    "tanh": (check_tanh, ("any",)),
+    "sincos": (check_sincos, ("any",)),
+    "compose": (check_compose, ("any", "any")),
+}
+
+
+def _random_full(rng, order, size, dtype, domain):
+    real = {"any": rng.uniform(-2, 2, size), "positive": rng.uniform(0.5, 2, size),
+            "nonzero": rng.choice([-1, 1], size) * rng.uniform(0.5, 2, size)}[domain]
+    full = np.empty((order + 1, size), dtype=dtype)
+    full[0] = real if dtype is np.float64 else real + 0.5j * rng.uniform(-1, 1, size)
+    full[1:] = rng.uniform(-1, 1, (order, size))
+    if dtype is np.complex128:
+        full[1:] += 1j * rng.uniform(-1, 1, (order, size))
+    return full
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.complex128])
+@pytest.mark.parametrize("order", [0, 1, 12])
+@pytest.mark.parametrize("name", sorted(CHECKS))
+def test_extreme_orders(name, order, dtype):
+    check, domains = CHECKS[name]
+    rng = np.random.default_rng(order)
+    check(*[_random_full(rng, order, 5, dtype, d) for d in domains])
+
+
+def test_twins_agree_with_closed_forms():
+    """The twins themselves, on series whose coefficients are known exactly."""
+    order = 12
+    line = np.zeros((order + 1, 1))
+    line[1] = 1.0                                              # t
+    r = np.arange(order + 1)
+    factorial = np.array([float(np.prod(np.arange(1, k + 1))) for k in r])
+    np.testing.assert_allclose(reference.exp(line)[:, 0], 1 / factorial, rtol=1e-14)
+    one_plus_t = line + reference.constant_series(1.0, line)
+    want_log = np.where(r == 0, 0.0, (-1.0) ** (r + 1) / np.maximum(r, 1))
+    np.testing.assert_allclose(reference.log(one_plus_t)[:, 0], want_log, rtol=1e-14)
+    one_minus_t = reference.constant_series(1.0, line) - line
+    np.testing.assert_allclose(reference.reciprocal(one_minus_t)[:, 0], np.ones(order + 1), rtol=1e-14)
+    np.testing.assert_allclose(reference.power(one_plus_t, 0.5)[:, 0],
+                               [reference.binomial(0.5, k) for k in r], rtol=1e-14)
+    tanh_odd = [1, -1 / 3, 2 / 15, -17 / 315, 62 / 2835, -1382 / 155925]
+    # 1 - 2/(exp(2t) + 1) sums O(1) terms with alternating signs: absolute rounding ~1e-14.
+    np.testing.assert_allclose(reference.tanh(line)[0][1::2, 0], tanh_odd, rtol=0, atol=1e-13)
+    np.testing.assert_allclose(reference.sincos(line)[0][1::2, 0],
+                               (-1.0) ** np.arange(6) / factorial[1::2], rtol=1e-14)
+    exp_derivatives = np.ones((order + 1, 1))
+    np.testing.assert_allclose(reference.compose(line, exp_derivatives), reference.exp(line), rtol=1e-14)
+
+
+# ----------------------------------------------------------------------------
+# adam_update: the fused optimiser step against the same step in series arithmetic
+
+
+@st.composite
+def adam_cases(draw):
+    order = draw(strategies.orders)
+    n_dirs = draw(strategies.n_directions)
+    n_params = draw(strategies.sizes)
+    dtype = draw(strategies.dtypes)
+    step = draw(st.integers(0, 50))
+    beta1 = draw(strategies.reals(0.5, 0.95))
+    beta2 = draw(strategies.reals(0.9, 0.999))
+    hyper = dict(beta1=beta1, beta2=beta2, lr=draw(strategies.reals(1e-3, 0.1)),
+                 bias1=1 - beta1 ** (step + 1), bias2=1 - beta2 ** (step + 1),
+                 eps=draw(strategies.reals(1e-3, 0.1)))
+    primal = lambda low, high: draw(strategies.real_arrays((n_params,), low, high))  # noqa: E731
+    series = lambda: draw(strategies.arrays((order, n_dirs, n_params), dtype))        # noqa: E731
+    # v, a running mean of g^2, is >= 0; its series is arbitrary.
+    state = dict(p0=primal(-1, 1), m0=primal(-1, 1), v0=primal(0.0, 1.0), g0=primal(-1, 1),
+                 ps=series(), ms=series(), vs=series(), gs=series())
+    return state, hyper
+
+
+def check_adam(state, hyper):
+    want = reference.adam_update(**state, **hyper)
+    got = {name: value.copy() for name, value in state.items()}
+    kernels.adam_update(got["p0"], got["m0"], got["v0"], got["g0"], got["ps"], got["ms"], got["vs"],
+                        got["gs"], hyper["beta1"], hyper["beta2"], hyper["lr"], hyper["bias1"],
+                        hyper["bias2"], hyper["eps"])
+    for name, value in zip(("p0", "m0", "v0", "ps", "ms", "vs"), want):
+        if name.endswith("0"):
+            np.testing.assert_allclose(got[name], value, rtol=1e-13, atol=1e-15, err_msg=name)
+        else:
+            order, n_dirs, n_params = value.shape
+            full = lambda x: x.reshape(order, n_dirs * n_params)  # noqa: E731
+            reference.assert_series_close(full(got[name]), full(value), RTOL)
+    np.testing.assert_array_equal(got["g0"], state["g0"])
+    np.testing.assert_array_equal(got["gs"], state["gs"])
+
+
+@given(adam_cases())
+def test_adam_update(case):
+    check_adam(*case)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.complex128])
+@pytest.mark.parametrize("order", [0, 12])
+def test_adam_update_extreme_orders(order, dtype):
+    rng = np.random.default_rng(order)
+    n_dirs, n_params = 3, 7
+    series = lambda: (rng.uniform(-1, 1, (order, n_dirs, n_params))                     # noqa: E731
+                      + (1j * rng.uniform(-1, 1, (order, n_dirs, n_params)) if dtype is np.complex128
+                         else 0)).astype(dtype)
+    state = dict(p0=rng.uniform(-1, 1, n_params), m0=rng.uniform(-1, 1, n_params),
+                 v0=rng.uniform(0, 1, n_params), g0=rng.uniform(-1, 1, n_params),
+                 ps=series(), ms=series(), vs=series(), gs=series())
+    hyper = dict(beta1=0.85, beta2=0.99, lr=0.01, bias1=1 - 0.85 ** 4, bias2=1 - 0.99 ** 4, eps=1e-3)
+    check_adam(state, hyper)

@@ -1,8 +1,8 @@
 """Numerical settings shared by the whole package, in one place.
 
-Numba flags and the tolerances that decide what counts as a valid input live
-here rather than in the functions that use them, so that changing how the
-kernels are compiled, or how strict an input check is, is a one-line edit.
+Numba flags and thread settings live here rather than in the functions that
+use them, so that changing how the kernels are compiled or parallelised is a
+one-line edit.
 """
 
 # ``cache``: compiled kernels are written next to the source, so a second run
@@ -12,8 +12,12 @@ kernels are compiled, or how strict an input check is, is a one-line edit.
 NUMBA_OPTIONS = {"cache": True, "fastmath": False, "nogil": True}
 
 # The fused optimiser kernel touches every coefficient of every parameter in
-# one pass; it is the only kernel large enough to gain from threads.
+# one pass; it is the only kernel large enough to gain from threads, and only
+# from this many series coefficients on.  Below it, threads cost more than
+# they give: on a loaded 2-core machine one order-6 step of a single
+# direction took 40-45 ms with 2 threads and 4.8 ms with one.
 NUMBA_PARALLEL_OPTIONS = {**NUMBA_OPTIONS, "parallel": True}
+PARALLEL_MIN_COEFFICIENTS = 1 << 21
 
 # BLAS threads while training and while evaluating a measurement on parameter
 # jets.  A training step is hundreds of small GEMMs (a document has at most 16

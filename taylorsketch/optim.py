@@ -13,9 +13,11 @@ plain or a Jet; for Jets one fused kernel updates every coefficient.
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from . import kernels
+from ._config import PARALLEL_MIN_COEFFICIENTS
 from .functions import sqrt
 from .jet import Jet
 
@@ -55,9 +57,15 @@ class Adam:
         bias1 = 1.0 - self.beta1 ** (self.t + 1)
         bias2 = 1.0 - self.beta2 ** (self.t + 1)
         if isinstance(params, Jet):
-            kernels.adam_update(params.primal, self.m.primal, self.v.primal, grads.primal,
-                                params.series, self.m.series, self.v.series, grads.series,
-                                self.beta1, self.beta2, lr, bias1, bias2, self.eps)
+            threads = numba.get_num_threads()
+            if params.series.size < PARALLEL_MIN_COEFFICIENTS:
+                numba.set_num_threads(1)
+            try:
+                kernels.adam_update(params.primal, self.m.primal, self.v.primal, grads.primal,
+                                    params.series, self.m.series, self.v.series, grads.series,
+                                    self.beta1, self.beta2, lr, bias1, bias2, self.eps)
+            finally:
+                numba.set_num_threads(threads)
         else:
             self.m *= self.beta1
             self.m += (1.0 - self.beta1) * grads

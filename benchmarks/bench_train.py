@@ -1,0 +1,241 @@
+"""Training speed of the paper's MicroGPT, plain and in jet arithmetic.
+
+Each configuration runs in its own Python process (so that its peak memory is
+its own), after an untimed warm-up run that loads the compiled kernels; the time
+is the median of several runs.  Rows too slow to run in full are extrapolated
+(marked so): each repeat times runs of s/2 and s steps, the difference gives the
+cost of one step and the rest the one-time cost (allocating the jet state), and
+the estimate is one-time + 1,000 x per-step (every step does the same work up to
+the document's length; the first documents are of average length).  Memory is
+the child process's peak resident set size (``resource.getrusage``) and the peak
+of numpy/Python allocations during a short traced run (``tracemalloc``; numba's
+own small work arrays are not traced).  A jet run's memory does not grow with
+the number of steps.
+
+    python benchmarks/bench_train.py                 # every row, ~5 minutes
+    python benchmarks/bench_train.py --quick         # skip the 500-direction and order-100 rows
+    python benchmarks/bench_train.py --write docs/performance.md
+    python benchmarks/bench_train.py --threads 1     # numba kernels on one thread (NUMBA_NUM_THREADS)
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+import tracemalloc
+from dataclasses import dataclass
+
+TOTAL_STEPS = 1000
+SECTION = "## Training (benchmarks/bench_train.py)"
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    order: int                 # 0: plain training
+    n_directions: int
+    steps: int                 # steps timed (TOTAL_STEPS: no extrapolation)
+    repeats: int
+    target_seconds: float = None
+    target_bytes: float = None
+    expensive: bool = False
+
+    @property
+    def label(self):
+        if self.order == 0:
+            return "plain"
+        return f"jet, order {self.order}, {self.n_directions} direction{'s' * (self.n_directions > 1)}"
+
+
+ROWS = [
+    Row("plain", 0, 0, TOTAL_STEPS, 5, target_seconds=1.0),
+    Row("order3-m1", 3, 1, TOTAL_STEPS, 3),
+    Row("order3-m64", 3, 64, 30, 3),
+    Row("order3-m500", 3, 500, 10, 3, target_seconds=300.0, target_bytes=2e9, expensive=True),
+    Row("order6-m1", 6, 1, TOTAL_STEPS, 3, target_seconds=3.0),
+    Row("order100-m12", 100, 12, 2, 3, target_seconds=1800.0, expensive=True),
+]
+
+
+# -- one configuration (runs in a child process) -----------------------------------------
+
+
+def _train_once(row, setup, model, steps):
+    """One training run of ``steps`` steps, scheduled as part of a 1,000-step run."""
+    import numpy as np
+
+    import taylorsketch as ts
+    docs = setup.docs[:TOTAL_STEPS]
+    optimizer = ts.Adam(total_steps=TOTAL_STEPS)
+    weights = None
+    if row.order:
+        rng = np.random.default_rng(0)
+        psi = rng.normal(size=(row.n_directions, len(docs))) + 1j * rng.normal(size=(row.n_directions, len(docs)))
+        psi /= np.linalg.norm(psi, axis=1, keepdims=True)
+        weights = ts.Jet.from_directions(np.zeros(len(docs)), psi, row.order)
+    start = time.perf_counter()
+    ts.train(model, setup.init, docs, steps=steps, weights=weights, optimizer=optimizer, progress=False)
+    return time.perf_counter() - start
+
+
+def run_row(row):
+    import taylorsketch as ts
+    setup = ts.paper.setup(seed=42)
+    model = setup.model()
+    _train_once(row, setup, model, min(row.steps, 2 if row.order < 50 else 1))     # warm-up
+    times = []
+    for _ in range(row.repeats):
+        if row.steps == TOTAL_STEPS:
+            times.append(_train_once(row, setup, model, TOTAL_STEPS))
+            continue
+        half = row.steps // 2
+        short, full = _train_once(row, setup, model, half), _train_once(row, setup, model, row.steps)
+        per_step = (full - short) / (row.steps - half)
+        times.append(short - half * per_step + TOTAL_STEPS * per_step)
+    tracemalloc.start()
+    _train_once(row, setup, model, 2)
+    traced_peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    max_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024      # kB on Linux
+    import numba
+    layer = numba.threading_layer() if row.order else None                 # known once a kernel ran
+    return {"times": times, "traced_peak": traced_peak, "max_rss": max_rss,
+            "threading_layer": layer, "threads": numba.config.NUMBA_NUM_THREADS}
+
+
+# -- the table --------------------------------------------------------------------------------
+
+
+def _seconds(value):
+    if value >= 120:
+        return f"{value:.0f} s ({value / 60:.1f} min)"
+    return f"{value:.3g} s"
+
+
+def _bytes(value):
+    return f"{value / 2 ** 20:.0f} MiB"
+
+
+def measure(rows, threads=None):
+    env = dict(os.environ, **({"NUMBA_NUM_THREADS": str(threads)} if threads else {}))
+    results = {}
+    for row in rows:
+        print(f"running {row.label} ({row.steps} steps x {row.repeats}) ...", file=sys.stderr, flush=True)
+        child = subprocess.run([sys.executable, __file__, "--row", row.name], capture_output=True, text=True,
+                               env=env)
+        if child.returncode != 0:
+            raise RuntimeError(f"row {row.name} failed:\n{child.stderr}")
+        results[row.name] = json.loads(child.stdout.strip().splitlines()[-1])
+    return results
+
+
+def table(rows, results):
+    plain = statistics.median(results["plain"]["times"]) if "plain" in results else None
+    lines = ["| configuration | steps timed | time for 1,000 steps (median) | target | met? "
+             "| jet / plain per direction | peak memory: RSS (traced) |",
+             "|---|---|---|---|---|---|---|"]
+    for row in rows:
+        result = results[row.name]
+        total = statistics.median(result["times"])          # for 1,000 steps, extrapolated or not
+        shown = _seconds(total) + (" (extrapolated)" if row.steps < TOTAL_STEPS else "")
+        targets, met = [], []
+        if row.target_seconds is not None:
+            targets.append(f"<= {_seconds(row.target_seconds)}")
+            met.append(total <= row.target_seconds)
+        if row.target_bytes is not None:
+            targets.append(f"<= {row.target_bytes / 1e9:.0f} GB")
+            met.append(result["max_rss"] <= row.target_bytes)
+        verdict = ("yes" if all(met) else "**no**") if met else "-"
+        ratio = "-" if row.order == 0 or plain is None else f"{total / (plain * row.n_directions):.1f}"
+        memory = f"{_bytes(result['max_rss'])} ({_bytes(result['traced_peak'])})"
+        timed = f"{row.steps}" if row.steps == TOTAL_STEPS else f"{row.steps // 2} and {row.steps}"
+        lines.append(f"| {row.label} | {timed} x {row.repeats} | {shown} | {', '.join(targets) or '-'} "
+                     f"| {verdict} | {ratio} | {memory} |")
+    return "\n".join(lines)
+
+
+def machine(results):
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    import numba
+    import numpy
+    layers = ", ".join(sorted({r["threading_layer"] for r in results.values() if r["threading_layer"]}))
+    threads = ", ".join(str(n) for n in sorted({r["threads"] for r in results.values()}))
+    return (f"{os.cpu_count()} cores (nproc {len(os.sched_getaffinity(0))}), {cpu}; "
+            f"Python {platform.python_version()}, numpy {numpy.__version__}, numba {numba.__version__} "
+            f"(threading layer {layers or '-'}, {threads} numba threads)")
+
+
+def report(rows, results, load_before, load_after, elapsed):
+    busy = ""
+    if max(load_before, load_after) > 0.5 * len(os.sched_getaffinity(0)):
+        busy = (" Other processes were running: timings are upper bounds, and jet rows with few "
+                "directions suffer most (the fused Adam kernel's numba threads wait for cores "
+                "at every parallel loop; compare a run with `--threads 1`).")
+    return "\n".join([
+        SECTION, "",
+        f"Run on {datetime.date.today().isoformat()} on {machine(results)}.",
+        f"Load average (1 min) {load_before:.2f} before and {load_after:.2f} after the run "
+        f"(the machine is shared); the whole benchmark took {elapsed / 60:.1f} min.{busy}",
+        "Every run trains the paper's MicroGPT (4,192 parameters) on the first 1,000 paper "
+        "documents with the 1,000-step schedule; jet rows use random complex unit directions. "
+        "Rows with fewer steps timed are extrapolated to 1,000 steps from runs of s/2 and s steps "
+        "(per-step cost from their difference, plus the one-time cost). "
+        "\"jet / plain per direction\" is the jet time divided by (plain time x directions).",
+        "", table(rows, results), ""])
+
+
+def write_section(path, text):
+    """Add or replace this benchmark's section of ``path``, leaving the others alone."""
+    lines = open(path).read().splitlines() if os.path.exists(path) else ["# Performance", ""]
+    try:
+        start = lines.index(SECTION)
+    except ValueError:
+        start = None
+    if start is None:
+        while lines and not lines[-1].strip():
+            lines.pop()
+        lines += ["", *text.splitlines()]
+    else:
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+        lines[start:end] = text.splitlines() + ([""] if end < len(lines) else [])
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "w") as f:
+        f.write("\n".join(lines).rstrip("\n") + "\n")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="skip the 500-direction and order-100 rows")
+    parser.add_argument("--write", metavar="PATH", help="add or replace this section in a markdown file")
+    parser.add_argument("--threads", type=int, help="NUMBA_NUM_THREADS for the runs (default: numba's)")
+    parser.add_argument("--row", help=argparse.SUPPRESS)            # internal: run one row, print JSON
+    args = parser.parse_args()
+
+    rows = {row.name: row for row in ROWS}
+    if args.row:
+        print(json.dumps(run_row(rows[args.row])))
+        return
+    selected = [row for row in ROWS if not (args.quick and row.expensive)]
+    load_before = os.getloadavg()[0]
+    start = time.perf_counter()
+    results = measure(selected, args.threads)
+    text = report(selected, results, load_before, os.getloadavg()[0], time.perf_counter() - start)
+    print(text)
+    if args.write:
+        write_section(args.write, text)
+        print(f"written to {args.write}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

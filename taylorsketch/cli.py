@@ -15,7 +15,7 @@ import sys
 import numpy as np
 
 from . import measure as measures
-from . import paper
+from . import paper, reproduce
 from .data import Vocab
 from .models import MicroGPT
 from .sketch import Sketch, SketchFileError, precompute
@@ -199,8 +199,7 @@ def cmd_merge(args):
 
 
 def cmd_reproduce(args):
-    from .reproduce import run
-    return run(args.figure, preset=args.preset, out=args.out, progress=args.progress,
+    return reproduce.run(args.figure, preset=args.preset, out=args.out, progress=args.progress,
                workers=args.workers, resume=args.resume)
 
 
@@ -218,7 +217,7 @@ def _data_options(p):
     p.add_argument("--docs", help="file with one training document per line (default: the paper's names)")
     p.add_argument("--n-docs", type=int, default=1000, help="train on the first N documents (default 1000)")
     p.add_argument("--data-seed", type=int, default=42,
-                   help="seed of the shuffle and initial parameters (default 42, the paper's)")
+                   help="seed of the shuffle (paper data only) and of the initial parameters (default 42, the paper's)")
     p.add_argument("--steps", type=int, default=None, help="training steps (default: one per document)")
 
 
@@ -248,10 +247,10 @@ def build_parser():
                    help="instead, one exact direction: the indicator of documents containing TEXT")
     p.add_argument("--seed", type=int, default=0, help="seed of the random directions")
     p.add_argument("--batch-size", type=int, default=None, help="directions per training pass")
-    p.add_argument("--shard", type=int, default=0)
-    p.add_argument("--num-shards", type=int, default=1)
+    p.add_argument("--shard", type=int, default=0, help="compute only this shard (0-based) of the directions")
+    p.add_argument("--num-shards", type=int, default=1, help="split the directions into this many shards")
     p.add_argument("--workers", type=int, default=1, help="processes training batches in parallel")
-    p.add_argument("--out", default="sketch.npz")
+    p.add_argument("--out", default="sketch.npz", help="where to save the sketch (default sketch.npz)")
     p.set_defaults(run=cmd_precompute)
 
     p = sub.add_parser("predict", help="predict a measurement after deleting documents")
@@ -259,7 +258,7 @@ def build_parser():
     _measure_options(p)
     _deletion_options(p)
     p.add_argument("--t", type=float, nargs="+", default=[1.0], help="deletion weight(s) t (default 1)")
-    p.add_argument("--degree", type=int, default=None)
+    p.add_argument("--degree", type=int, default=None, help="use orders 1..DEGREE only (default: all)")
     p.add_argument("--groups", type=int, default=None, help="median of means over this many groups")
     p.set_defaults(run=cmd_predict)
 
@@ -267,7 +266,7 @@ def build_parser():
     _data_options(p)
     _measure_options(p)
     _deletion_options(p)
-    p.add_argument("--t", type=float, nargs="+", default=[1.0])
+    p.add_argument("--t", type=float, nargs="+", default=[1.0], help="deletion weight(s) t (default 1)")
     p.set_defaults(run=cmd_retrain)
 
     p = sub.add_parser("stability", help="per-order log2 ||T_r||_F estimates")
@@ -280,19 +279,20 @@ def build_parser():
     _measure_options(p)
     p.add_argument("--sizes", default="1,5,20", help="deletion set sizes (default 1,5,20)")
     p.add_argument("--sets", type=int, default=3, help="sets per size (default 3)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--groups", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0, help="seed of the random deletion sets")
+    p.add_argument("--groups", type=int, default=None, help="median of means over this many groups")
     p.set_defaults(run=cmd_validate)
 
     p = sub.add_parser("merge", help="join shards of one precomputation")
-    p.add_argument("out")
-    p.add_argument("inputs", nargs="+")
+    p.add_argument("out", help="the merged sketch")
+    p.add_argument("inputs", nargs="+", help="the shards")
     p.set_defaults(run=cmd_merge)
 
     p = sub.add_parser("reproduce", help="reproduce the paper's figures (writes JSON, PNG, report.md)")
     p.add_argument("figure", choices=["fig1", "fig2", "fig3", "all"])
-    p.add_argument("--preset", choices=["quick", "full"], default="quick")
-    p.add_argument("--out", default="results")
+    p.add_argument("--preset", choices=sorted(reproduce.PRESETS), default="quick",
+                   help="quick: about two minutes; full: the paper's scale (about an hour on 2 cores)")
+    p.add_argument("--out", default="results", help="folder for figN.json, figN.png and report.md")
     p.add_argument("--workers", type=int, default=2, help="processes training directions in parallel (default 2)")
     p.add_argument("--resume", action="store_true",
                    help="reuse figures already completed in --out with the same preset and version")

@@ -34,14 +34,14 @@ Shape legend: K = order, M = number of directions, N = elements of the primal,
 import argparse
 import datetime
 import os
-import platform
-import statistics
 import sys
 import time
 
 import numpy as np
 
 from taylorsketch import Jet
+
+from _common import format_seconds, load_text, machine, median_seconds, publish
 
 try:
     from threadpoolctl import threadpool_limits
@@ -107,18 +107,6 @@ def make_operation(name, shape, order, n_dirs, rng):
 # timing
 
 
-def median_seconds(fn, min_runs=3, max_runs=7, min_total=1.0):
-    """Median wall time of ``fn`` after one warm-up call: at least ``min_runs`` runs,
-    more (up to ``max_runs``) while the total is under ``min_total`` seconds."""
-    fn()
-    times = []
-    while len(times) < min_runs or (len(times) < max_runs and sum(times) < min_total):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def gemm_rate(dtype, n=1024, rng=None):
     """GFLOP/s of one ``(n, n) @ (n, n)`` numpy GEMM (8 n^3 flops complex, 2 n^3 real)."""
     rng = rng or np.random.default_rng(0)
@@ -158,14 +146,6 @@ def measure():
 # report
 
 
-def _time_text(seconds):
-    if seconds < 1e-3:
-        return f"{seconds * 1e6:.0f} us"
-    if seconds < 1:
-        return f"{seconds * 1e3:.1f} ms"
-    return f"{seconds:.2f} s"
-
-
 def _operation_text(row):
     if row["name"] == "x * y":
         return f"x * y, {row['shape'][0]}x{row['shape'][1]}"
@@ -181,22 +161,10 @@ def _row_text(row, complex_rate):
             cells += ["", ""]
             continue
         gflops = row["flops"] / row[key] / 1e9
-        cells += [_time_text(row[key]), f"{gflops:.2f}"]
+        cells += [format_seconds(row[key]), f"{gflops:.2f}"]
         if key == "seconds":
             cells.append(f"{100 * gflops / complex_rate:.0f}%" if complex_rate else "")
     return "| " + " | ".join(cells) + " |"
-
-
-def machine():
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    import numba
-    return (f"nproc {len(os.sched_getaffinity(0))}, {cpu}; Python {platform.python_version()}, "
-            f"numpy {np.__version__}, numba {numba.__version__}")
 
 
 def report(rows, complex_rate, real_rate, load_before, load_after, elapsed):
@@ -206,33 +174,13 @@ def report(rows, complex_rate, real_rate, load_before, load_after, elapsed):
     return "\n".join([
         SECTION, "",
         f"Run on {datetime.date.today().isoformat()} on {machine()}.",
-        f"Load average (1 min) {load_before:.2f} before and {load_after:.2f} after the run "
-        f"(the machine is shared); the benchmark took {elapsed / 60:.1f} min.",
+        load_text(load_before, load_after, elapsed),
         "Real primal, complex series; median of 3-7 runs after a warm-up run. GFLOP/s counts "
         "useful flops (see the script's docstring). Plain numpy GEMM (1024x1024) in the same run: "
         f"complex128 {complex_rate:.1f} GFLOP/s, float64 {real_rate:.1f} GFLOP/s. "
         "The elementwise product is a single-threaded numba kernel; the matrix product is numpy "
         "(BLAS) GEMMs, timed with the default BLAS threads and with one.",
         "", header, *[_row_text(row, complex_rate) for row in rows], ""])
-
-
-def write_section(path, text):
-    """Add or replace this benchmark's section of ``path``, leaving the others alone."""
-    lines = open(path).read().splitlines() if os.path.exists(path) else ["# Performance", ""]
-    try:
-        start = lines.index(SECTION)
-    except ValueError:
-        start = None
-    if start is None:
-        while lines and not lines[-1].strip():
-            lines.pop()
-        lines += ["", *text.splitlines()]
-    else:
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-        lines[start:end] = text.splitlines() + ([""] if end < len(lines) else [])
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    with open(path, "w") as f:
-        f.write("\n".join(lines).rstrip("\n") + "\n")
 
 
 def main():
@@ -246,10 +194,7 @@ def main():
     rows = measure()
     text = report(rows, complex_rate, real_rate, load_before, os.getloadavg()[0],
                   time.perf_counter() - start)
-    print(text)
-    if args.write:
-        write_section(args.write, text)
-        print(f"written to {args.write}", file=sys.stderr)
+    publish(text, args.write, SECTION)
 
 
 if __name__ == "__main__":

@@ -29,53 +29,19 @@ error against the degree-1 (influence-style) surrogate's.
 import argparse
 import datetime
 import os
-import platform
-import resource
-import statistics
-import sys
 import time
 
 import numpy as np
 
 import taylorsketch as ts
 
+from _common import (format_mib, format_seconds, load_text, machine, median_seconds, peak_rss_bytes, publish,
+                     rss_bytes)
+
 SECTION = "## Sketch (benchmarks/bench_sketch.py)"
 N_DOCS = 1000
 N_DIRECTIONS = 500
 ORDER = 3
-
-
-def _median_time(fn, repeats):
-    fn()                                           # warm-up: loads compiled kernels
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def _seconds(value):
-    if value < 1e-3:
-        return f"{value * 1e6:.0f} us"
-    if value < 1:
-        return f"{value * 1e3:.1f} ms"
-    if value >= 120:
-        return f"{value:.0f} s ({value / 60:.1f} min)"
-    return f"{value:.2f} s"
-
-
-def _rss_bytes():
-    """Current resident set size (Linux), or nan."""
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return float("nan")
-
-
-def _peak_rss_bytes():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024      # kB on Linux
 
 
 # -- (a) queries ---------------------------------------------------------------------------
@@ -105,17 +71,17 @@ def queries(progress):
 
     rows = [
         (f"predict a new deletion set: the {len(x_docs)} docs containing 'x'",
-         _median_time(lambda: sketch.predict(phi, x_docs), 51), 1e-3),
+         median_seconds(lambda: sketch.predict(phi, x_docs), 51, 51), 1e-3),
         ("predict a new deletion set: 100 random docs",
-         _median_time(lambda: sketch.predict(phi, next(random_sets)), 51), 1e-3),
+         median_seconds(lambda: sketch.predict(phi, next(random_sets)), 51, 51), 1e-3),
         (f"predict, worst case: all {N_DOCS:,} docs deleted",
-         _median_time(lambda: sketch.predict(phi, everything), 51), 1e-3),
+         median_seconds(lambda: sketch.predict(phi, everything), 51, 51), 1e-3),
         ("predict at 11 values of t (the 'x' docs)",
-         _median_time(lambda: sketch.predict(phi, x_docs, t=t_grid), 51), 1e-3),
+         median_seconds(lambda: sketch.predict(phi, x_docs, t=t_grid), 51, 51), 1e-3),
         ("predict with median of means, 10 groups (the 'x' docs)",
-         _median_time(lambda: sketch.predict(phi, x_docs, groups=10), 51), 1e-3),
+         median_seconds(lambda: sketch.predict(phi, x_docs, groups=10), 51, 51), 1e-3),
         ("coefficients of a new measurement (loss on one document)",
-         _median_time(new_measurement, 7), 2.0),
+         median_seconds(new_measurement, 7, 7), 2.0),
     ]
     return rows, build
 
@@ -125,7 +91,7 @@ def queries_table(rows):
              "| time (median) | target | met? |",
              "|---|---|---|---|"]
     for name, seconds, target in rows:
-        lines.append(f"| {name} | {_seconds(seconds)} | < {_seconds(target)} | "
+        lines.append(f"| {name} | {format_seconds(seconds)} | < {format_seconds(target)} | "
                      f"{'yes' if seconds < target else '**no**'} |")
     return "\n".join(lines)
 
@@ -140,12 +106,12 @@ def paper_run(progress):
     deleted = np.flatnonzero(indicator)
     phi = ts.measure.doc_loss(model, "max")
 
-    rss_before = _rss_bytes()
+    rss_before = rss_bytes()
     start = time.perf_counter()
     sketch = ts.precompute(model, setup.init, docs, order=ORDER, directions=N_DIRECTIONS, seed=0,
                            steps=N_DOCS, progress=progress)
     precompute_seconds = time.perf_counter() - start
-    peak_rss = _peak_rss_bytes()
+    peak_rss = peak_rss_bytes()
     start = time.perf_counter()
     estimate = sketch.predict(phi, deleted)
     first_query_seconds = time.perf_counter() - start
@@ -188,37 +154,24 @@ def paper_table(r):
               f"* error against the truth: sketch degree 3 {abs(est.value - truth):.2e}; degree-1 surrogate "
               f"(exact c_0 + c_1) {linear_error:.2e}; sketch degree 1 {abs(sketch_linear - truth):.2e}",
               f"* precompute (order {ORDER}, {N_DIRECTIONS} directions, {N_DOCS:,} steps): "
-              f"{_seconds(r['precompute_seconds'])}; "
-              f"peak RSS {r['peak_rss'] / 2 ** 20:.0f} MiB (before: {r['rss_before'] / 2 ** 20:.0f} MiB); "
-              f"stored jets {r['series_bytes'] / 2 ** 20:.0f} MiB",
-              f"* first prediction (coefficients + estimator): {_seconds(r['first_query_seconds'])}; "
-              f"exact-direction precompute: {_seconds(r['exact_seconds'])}; "
-              f"one retraining: {_seconds(r['retrain_seconds'])}"]
+              f"{format_seconds(r['precompute_seconds'])}; "
+              f"peak RSS {format_mib(r['peak_rss'])} (before: {format_mib(r['rss_before'])}); "
+              f"stored jets {format_mib(r['series_bytes'])}",
+              f"* first prediction (coefficients + estimator): {format_seconds(r['first_query_seconds'])}; "
+              f"exact-direction precompute: {format_seconds(r['exact_seconds'])}; "
+              f"one retraining: {format_seconds(r['retrain_seconds'])}"]
     return "\n".join(lines)
 
 
 # -- report ------------------------------------------------------------------------------------
 
 
-def machine():
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    import numba
-    return (f"{os.cpu_count()} cores, {cpu}; Python {platform.python_version()}, "
-            f"numpy {np.__version__}, numba {numba.__version__}")
-
-
 def report(rows, build, paper, load_before, load_after):
     parts = [SECTION, "",
-             f"Run on {datetime.date.today().isoformat()} on {machine()}. "
-             f"Load average (1 min) {load_before:.2f} before and {load_after:.2f} after (the machine is shared).",
+             f"Run on {datetime.date.today().isoformat()} on {machine()}. " + load_text(load_before, load_after),
              "",
              "(a) Queries. The sketch's parameter jets for these timings come from a 2-step "
-             f"precomputation ({_seconds(build)}): query costs depend only on the jets' shapes, "
+             f"precomputation ({format_seconds(build)}): query costs depend only on the jets' shapes, "
              "which are those of a 1,000-step run. Median of 51 runs (7 for coefficients, each a "
              "new measurement), after a warm-up.",
              "", queries_table(rows), ""]
@@ -227,25 +180,6 @@ def report(rows, build, paper, load_before, load_after):
     else:
         parts += ["(b) The paper's set-up end to end: not run here (`--paper`, about 5-15 minutes).", ""]
     return "\n".join(parts)
-
-
-def write_section(path, text, section=SECTION):
-    """Add or replace ``section`` of the markdown file ``path``, leaving the other sections alone."""
-    lines = open(path).read().splitlines() if os.path.exists(path) else ["# Performance", ""]
-    try:
-        start = lines.index(section)
-    except ValueError:
-        start = None
-    if start is None:
-        while lines and not lines[-1].strip():
-            lines.pop()
-        lines += ["", *text.splitlines()]
-    else:
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-        lines[start:end] = text.splitlines() + ([""] if end < len(lines) else [])
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    with open(path, "w") as f:
-        f.write("\n".join(lines).rstrip("\n") + "\n")
 
 
 def main():
@@ -261,10 +195,7 @@ def main():
     paper = paper_run(args.progress) if args.paper else None
     rows, build = queries(args.progress)
     text = report(rows, build, paper, load_before, os.getloadavg()[0])
-    print(text)
-    if args.write:
-        write_section(args.write, text)
-        print(f"written to {args.write}", file=sys.stderr)
+    publish(text, args.write, SECTION)
 
 
 if __name__ == "__main__":

@@ -22,14 +22,14 @@ import argparse
 import datetime
 import json
 import os
-import platform
-import resource
 import statistics
 import subprocess
 import sys
 import time
 import tracemalloc
 from dataclasses import dataclass
+
+from _common import format_mib, format_seconds, load_text, machine, peak_rss_bytes, publish
 
 TOTAL_STEPS = 1000
 SECTION = "## Training (benchmarks/bench_train.py)"
@@ -102,7 +102,7 @@ def run_row(row):
     _train_once(row, setup, model, 2)
     traced_peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    max_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024      # kB on Linux
+    max_rss = peak_rss_bytes()
     import numba
     layer = numba.threading_layer() if row.order else None                 # known once a kernel ran
     return {"times": times, "traced_peak": traced_peak, "max_rss": max_rss,
@@ -110,16 +110,6 @@ def run_row(row):
 
 
 # -- the table --------------------------------------------------------------------------------
-
-
-def _seconds(value):
-    if value >= 120:
-        return f"{value:.0f} s ({value / 60:.1f} min)"
-    return f"{value:.3g} s"
-
-
-def _bytes(value):
-    return f"{value / 2 ** 20:.0f} MiB"
 
 
 def measure(rows, threads=None):
@@ -143,37 +133,28 @@ def table(rows, results):
     for row in rows:
         result = results[row.name]
         total = statistics.median(result["times"])          # for 1,000 steps, extrapolated or not
-        shown = _seconds(total) + (" (extrapolated)" if row.steps < TOTAL_STEPS else "")
+        shown = format_seconds(total) + (" (extrapolated)" if row.steps < TOTAL_STEPS else "")
         targets, met = [], []
         if row.target_seconds is not None:
-            targets.append(f"<= {_seconds(row.target_seconds)}")
+            targets.append(f"<= {format_seconds(row.target_seconds)}")
             met.append(total <= row.target_seconds)
         if row.target_bytes is not None:
             targets.append(f"<= {row.target_bytes / 1e9:.0f} GB")
             met.append(result["max_rss"] <= row.target_bytes)
         verdict = ("yes" if all(met) else "**no**") if met else "-"
         ratio = "-" if row.order == 0 or plain is None else f"{total / (plain * row.n_directions):.1f}"
-        memory = f"{_bytes(result['max_rss'])} ({_bytes(result['traced_peak'])})"
+        memory = f"{format_mib(result['max_rss'])} ({format_mib(result['traced_peak'])})"
         timed = f"{row.steps}" if row.steps == TOTAL_STEPS else f"{row.steps // 2} and {row.steps}"
         lines.append(f"| {row.label} | {timed} x {row.repeats} | {shown} | {', '.join(targets) or '-'} "
                      f"| {verdict} | {ratio} | {memory} |")
     return "\n".join(lines)
 
 
-def machine(results):
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    import numba
-    import numpy
+def numba_detail(results):
+    """The numba threading layer(s) and thread count(s) the rows ran with."""
     layers = ", ".join(sorted({r["threading_layer"] for r in results.values() if r["threading_layer"]}))
     threads = ", ".join(str(n) for n in sorted({r["threads"] for r in results.values()}))
-    return (f"{os.cpu_count()} cores (nproc {len(os.sched_getaffinity(0))}), {cpu}; "
-            f"Python {platform.python_version()}, numpy {numpy.__version__}, numba {numba.__version__} "
-            f"(threading layer {layers or '-'}, {threads} numba threads)")
+    return f"threading layer {layers or '-'}, {threads} numba threads"
 
 
 def report(rows, results, load_before, load_after, elapsed):
@@ -184,34 +165,14 @@ def report(rows, results, load_before, load_after, elapsed):
                 "at every parallel loop; compare a run with `--threads 1`).")
     return "\n".join([
         SECTION, "",
-        f"Run on {datetime.date.today().isoformat()} on {machine(results)}.",
-        f"Load average (1 min) {load_before:.2f} before and {load_after:.2f} after the run "
-        f"(the machine is shared); the whole benchmark took {elapsed / 60:.1f} min.{busy}",
+        f"Run on {datetime.date.today().isoformat()} on {machine(numba_detail(results))}.",
+        load_text(load_before, load_after, elapsed) + busy,
         "Every run trains the paper's MicroGPT (4,192 parameters) on the first 1,000 paper "
         "documents with the 1,000-step schedule; jet rows use random complex unit directions. "
         "Rows with fewer steps timed are extrapolated to 1,000 steps from runs of s/2 and s steps "
         "(per-step cost from their difference, plus the one-time cost). "
         "\"jet / plain per direction\" is the jet time divided by (plain time x directions).",
         "", table(rows, results), ""])
-
-
-def write_section(path, text):
-    """Add or replace this benchmark's section of ``path``, leaving the others alone."""
-    lines = open(path).read().splitlines() if os.path.exists(path) else ["# Performance", ""]
-    try:
-        start = lines.index(SECTION)
-    except ValueError:
-        start = None
-    if start is None:
-        while lines and not lines[-1].strip():
-            lines.pop()
-        lines += ["", *text.splitlines()]
-    else:
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-        lines[start:end] = text.splitlines() + ([""] if end < len(lines) else [])
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    with open(path, "w") as f:
-        f.write("\n".join(lines).rstrip("\n") + "\n")
 
 
 def main():
@@ -231,10 +192,7 @@ def main():
     start = time.perf_counter()
     results = measure(selected, args.threads)
     text = report(selected, results, load_before, os.getloadavg()[0], time.perf_counter() - start)
-    print(text)
-    if args.write:
-        write_section(args.write, text)
-        print(f"written to {args.write}", file=sys.stderr)
+    publish(text, args.write, SECTION)
 
 
 if __name__ == "__main__":

@@ -68,15 +68,9 @@ def ode(x, d, out):
 
 @njit
 def exp(x, out):
-    """``y = exp(x)``: ``y' = y x'``, the ODE recurrence with ``d = y`` itself."""
-    n_rows, n = x.shape
-    for k in range(1, n_rows):
-        for l in range(n):
-            out[k, l] = 0.0
-        for j in range(1, k + 1):
-            w = j / k
-            for l in range(n):
-                out[k, l] += w * x[j, l] * out[k - j, l]
+    """``y = exp(x)``: ``y' = y x'``, the ODE recurrence with ``d = y`` itself
+    (row ``k`` reads only rows ``< k`` of ``y``, already final)."""
+    ode(x, out, out)
 
 
 @njit

@@ -294,6 +294,9 @@ def _operand(value):
 
 def _signature(jets):
     """The common (order, n_directions) of ``jets``; mixing them is an error."""
+    first = jets[0].series.shape[:2]
+    if all(j.series.shape[:2] == first for j in jets):
+        return first
     orders = {j.order for j in jets}
     if len(orders) > 1:
         raise ValueError(f"cannot combine jets of different orders {sorted(orders)}")

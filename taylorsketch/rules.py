@@ -234,10 +234,11 @@ def _matmul_cross(as_, bs, ys):
     order, k = as_.shape[0], as_.shape[-1]
     ys = np.array(ys, dtype=np.result_type(ys, as_, bs), copy=True)
     # A_cat[m, ..., n, (i-1)*k + c] = A_i[m, ..., n, c]           for i = 1..K
-    a_cat = np.moveaxis(as_, 0, -2)
+    nd = as_.ndim
+    a_cat = as_.transpose(tuple(range(1, nd - 1)) + (0, nd - 1))
     a_cat = a_cat.reshape(a_cat.shape[:-2] + (order * k,))
     # B_flip[m, ..., (K-j)*k + c, p] = B_j[m, ..., c, p]           for j = K..1
-    b_flip = np.moveaxis(bs[::-1], 0, -3)
+    b_flip = bs[::-1].transpose(tuple(range(1, nd - 2)) + (0, nd - 2, nd - 1))
     b_flip = b_flip.reshape(b_flip.shape[:-3] + (order * k, b_flip.shape[-1]))
     for r in range(2, order + 1):
         ys[r - 1] += np.matmul(a_cat[..., : (r - 1) * k], b_flip[..., (order - r + 1) * k:, :])
@@ -366,6 +367,9 @@ def getitem_rule(primals, series, index):
     (x0,), (xs,) = primals, series
     index = _explicit_index(index, x0.ndim)
     y0 = x0[index]
+    if all(i is None or isinstance(i, slice)
+           or (isinstance(i, (int, np.integer)) and not isinstance(i, bool)) for i in index):
+        return y0, xs[(slice(None), slice(None)) + index]     # basic indexing: a view
     trailing = np.moveaxis(xs, (0, 1), (-2, -1))[index]
     return y0, np.moveaxis(trailing, (-2, -1), (0, 1))
 

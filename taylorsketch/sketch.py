@@ -555,11 +555,19 @@ def _run(jobs, workers):
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
     workers = min(int(workers), len(jobs))
     threads = max(1, (os.cpu_count() or 1) // workers)
     with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
                              initializer=_worker_init, initargs=(threads,)) as pool:
-        yield from pool.map(_train_batch, jobs)
+        try:
+            yield from pool.map(_train_batch, jobs)
+        except BrokenProcessPool:
+            raise RuntimeError(
+                "precompute: a worker process died. Workers are started afresh and import the "
+                "calling script: in a script, call precompute(workers=...) from under "
+                "`if __name__ == '__main__':`; otherwise check memory (each worker holds its "
+                "batch of directions)") from None
 
 
 def _worker_init(threads):

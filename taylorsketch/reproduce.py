@@ -223,6 +223,8 @@ def plot(result, path):
             value, err = np.array(curve["value"]), np.array(curve["stderr"])
             line, = ax.plot(t, value, lw=1.2, label=f"sketch, degree {k}")
             ax.fill_between(t, value - err, value + err, color=line.get_color(), alpha=0.2)
+        ax.plot(t, result["exact_polynomial"], "k--", lw=1,
+                label=f"exact degree-{result['order']} Taylor polynomial")
         ax.plot(t, result["true_loss"], "ko", ms=4, label="retrained (truth)")
         ax.set_xlabel("t (weight removed from the documents containing 'x')")
         ax.set_ylabel("loss on 'max'")

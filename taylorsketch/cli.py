@@ -1,4 +1,4 @@
-"""The ``taylorsketch`` command line: precompute, predict, retrain, stability,
+"""The taylorsketch command line: precompute, predict, retrain, stability,
 validate, merge and reproduce.
 
 Training data is the paper's set-up by default (the shuffled names list, the
@@ -91,9 +91,13 @@ def _deleted(args, docs):
             indices = [int(x) for x in args.delete_indices.split(",") if x.strip()]
         except ValueError:
             raise CLIError(f"--delete-indices must be comma-separated integers; got {args.delete_indices!r}") from None
+        if not indices:
+            raise CLIError("--delete-indices lists no document")
         bad = [i for i in indices if not 0 <= i < len(docs)]
         if bad:
             raise CLIError(f"document indices out of range 0..{len(docs) - 1}: {bad}")
+        if len(set(indices)) != len(indices):
+            raise CLIError("--delete-indices lists a document twice")
     else:
         raise CLIError("say what to delete: --delete-contains TEXT or --delete-indices I,J,...")
     return indices
@@ -117,6 +121,8 @@ def cmd_precompute(args):
     docs, model, init = _data(source)
     if args.exact_contains is not None:
         indicator = np.array([1.0 if args.exact_contains in d else 0.0 for d in docs])
+        if not indicator.any():
+            raise CLIError(f"no document contains {args.exact_contains!r}: the exact direction would be zero")
         directions = indicator[None, :]
     else:
         directions = args.directions
@@ -140,7 +146,8 @@ def cmd_predict(args):
     out = {"measure": phi.name, "deleted": len(deleted), **p.as_dict()}
     how = "exact direction" if p.exact else f"{p.n_directions} directions"
     lines = [f"{phi.name} with {len(deleted)} documents deleted ({how}); unperturbed {p.base:.6f}"]
-    terms, errs = np.reshape(p.terms, (p.degree, -1)), np.reshape(p.term_stderr, (p.degree, -1))
+    terms = np.reshape(p.terms, (p.degree, len(args.t)))
+    errs = np.reshape(p.term_stderr, (p.degree, len(args.t)))
     values, stderrs = np.ravel(p.value), np.ravel(p.stderr)
     for i, t in enumerate(args.t):
         lines.append(f"  t = {t:g}:")
@@ -228,8 +235,9 @@ def _measure_options(p):
 
 
 def _deletion_options(p):
-    p.add_argument("--delete-contains", metavar="TEXT", help="delete the documents containing TEXT")
-    p.add_argument("--delete-indices", metavar="I,J,...", help="delete these documents")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--delete-contains", metavar="TEXT", help="delete the documents containing TEXT")
+    group.add_argument("--delete-indices", metavar="I,J,...", help="delete these documents")
 
 
 def build_parser():
@@ -295,7 +303,8 @@ def build_parser():
     p.add_argument("--out", default="results", help="folder for figN.json, figN.png and report.md")
     p.add_argument("--workers", type=int, default=2, help="processes training directions in parallel (default 2)")
     p.add_argument("--resume", action="store_true",
-                   help="reuse figures already completed in --out with the same preset and version")
+                   help="reuse figures already completed in --out with the same preset, "
+                        "configuration and version")
     p.set_defaults(run=cmd_reproduce)
     return parser
 

@@ -175,10 +175,13 @@ def test_user_errors_exit_2_with_one_line(capsys, folder, sketch_path):
         (["predict", sketch, "--delete-indices", "1,a"], "comma-separated integers"),
         (["predict", sketch, "--delete-indices", "0,30"], "out of range"),
         (["predict", sketch, "--delete-indices", "-1"], "out of range"),
-        (["predict", sketch, "--delete-indices", "1,1"], "duplicates"),
+        (["predict", sketch, "--delete-indices", "1,1"], "twice"),
         (["retrain", *DATA, "--delete-indices", "99"], "out of range"),
         (["predict", sketch], "say what to delete"),
         (["predict", sketch, "--delete-contains", "zzz"], "nothing to delete"),
+        (["predict", sketch, "--delete-indices", ","], "lists no document"),
+        (["retrain", *DATA, "--delete-indices", "1,1"], "twice"),
+        (["precompute", *DATA, "--exact-contains", "zzz", "--out", str(folder / "o.npz")], "would be zero"),
         (["retrain", *DATA], "say what to delete"),
         (["retrain", "--n-docs", "3", "--steps", "-1", "--delete-indices", "0"], "steps"),
         (["predict", sketch, "--doc", "Max!", "--delete-indices", "0"], "vocabulary"),
@@ -227,3 +230,16 @@ def test_console_script():
     assert done.returncode == 0
     for command in ("precompute", "predict", "retrain", "stability", "validate", "merge"):
         assert command in done.stdout
+
+
+def test_predict_at_degree_zero_is_the_unperturbed_value(capsys, sketch_path):
+    status, out, _ = run(capsys, "--json", "predict", str(sketch_path), "--delete-indices", "0",
+                         "--degree", "0")
+    report = json.loads(out)
+    assert status == 0 and report["value"] == report["base"] and report["terms"] == []
+
+
+def test_deletion_options_are_exclusive(capsys, sketch_path):
+    with pytest.raises(SystemExit) as exit_:
+        main(["predict", str(sketch_path), "--delete-contains", "x", "--delete-indices", "1"])
+    assert exit_.value.code == 2 and "not allowed with" in capsys.readouterr().err

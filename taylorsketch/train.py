@@ -223,6 +223,6 @@ def retrain(model, init_params, docs, deleted, t=1.0, steps=None, progress=None)
     ``deleted`` is a collection of document indices or a predicate
     ``doc -> bool``.  ``t = 1`` deletes the documents; ``0 < t < 1`` down-weights them.
     """
-    from .sketch import deletion_indicator
+    from .estimator import deletion_indicator
     indicator = deletion_indicator(docs, deleted)
     return train(model, init_params, docs, steps=steps, weights=t * indicator, progress=progress)

@@ -286,8 +286,8 @@ def report(results, preset):
     if r3:
         band = r3["truth_within_one_stderr"]
         z = r3["z_vs_exact_polynomial"]
-        lines.append(f"| Fig. 3: the truth lies within the sketch's error band | within one standard "
-                     f"error at t = " + ", ".join(f"{t:g}: {'yes' if b else 'no'}" for t, b in zip(r3["t"], band))
+        lines.append("| Fig. 3: the truth lies within the sketch's error band | within one standard "
+                     "error at t = " + ", ".join(f"{t:g}: {'yes' if b else 'no'}" for t, b in zip(r3["t"], band))
                      + f" | {sum(band)}/{len(band)} |")
         lines.append(f"| Fig. 3: the estimator is unbiased for the degree-{r3['order']} Taylor polynomial | "
                      f"(estimate - exact polynomial)/s.e. for t > 0: {min(z):+.2f} to {max(z):+.2f} | "

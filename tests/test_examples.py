@@ -18,6 +18,7 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 # script name -> (command-line arguments for a small run, regex expected in stdout)
 SMOKE_RUNS = {
     "delete_names.py": (["--docs", "20", "--directions", "8"], r"loss on 'max' after training on all 20 names"),
+    "mlp_outliers.py": (["--points", "30", "--directions", "32"], r"predicted change\s+retrained change"),
     "taylor_basics.py": ([], r"direction 7 agrees with a separate run: True"),
     "train_microgpt.py": (["--steps", "20", "--docs", "50", "--samples", "3"],
                           r"loss on 'max': \d+\.\d+\nsamples:\n"),

@@ -277,11 +277,15 @@ def report(results, preset):
                      f"{'yes' if r1['curvature_combined'] < 0 else 'no'} |")
     if r2:
         errs = r2["error_at_t1"]
-        falls = all(b <= a for a, b in zip(errs, errs[1:]))
+        rises = [k + 2 for k, (a, b) in enumerate(zip(errs, errs[1:])) if b > a]
+        verdict = "yes" if not rises else (
+            f"up to k = {rises[0] - 1}; it rises at k = {', '.join(map(str, rises))}")
         lines.append(f"| Fig. 2: the error at t=1 of the degree-k truncation falls with k | "
-                     f"{', '.join(f'{e:.2e}' for e in errs)} (k = 1..{len(errs)}) | {'yes' if falls else 'no'} |")
+                     f"{', '.join(f'{e:.2e}' for e in errs)} (k = 1..{len(errs)}) | {verdict} |")
+        best = min(range(len(errs)), key=errs.__getitem__)
         lines.append(f"| Fig. 2: degree 1 (linear, influence-style) is far off | degree-1 error "
-                     f"{errs[0]:.2e} = {errs[0] / errs[-1]:.0f} x the degree-{len(errs)} error | "
+                     f"{errs[0]:.2e} = {errs[0] / errs[-1]:.0f} x the degree-{len(errs)} error and "
+                     f"{errs[0] / errs[best]:.0f} x the smallest (degree {best + 1}) | "
                      f"{'yes' if errs[0] > 10 * errs[-1] else 'no'} |")
     if r3:
         band = r3["truth_within_one_stderr"]

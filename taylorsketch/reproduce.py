@@ -274,7 +274,7 @@ def report(results, preset):
     if r1:
         curv = r1["curvature_per_direction"]
         lines.append(f"| Fig. 1: the stability curves fall faster than linearly (superlinear decay) | "
-                     f"quadratic-fit curvature of log2 ||T_r||_F vs r: {r1['curvature_combined']:.4f} "
+                     f"quadratic-fit curvature of log2 ‖T_r‖_F vs r: {r1['curvature_combined']:.4f} "
                      f"(all directions), per direction {min(curv):.4f} to {max(curv):.4f}; order "
                      f"{r1['order']}, {r1['directions']} directions | "
                      f"{'yes' if r1['curvature_combined'] < 0 else 'no'} |")

@@ -17,6 +17,8 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 # script name -> (command-line arguments for a small run, regex expected in stdout)
 SMOKE_RUNS = {
+    "check_first_order.py": (["--docs", "30", "--directions", "16", "--seeds", "5", "--workers", "1"],
+                             r"max relative difference \d\.\de-1[0-9]"),
     "delete_names.py": (["--docs", "20", "--directions", "8"], r"loss on 'max' after training on all 20 names"),
     "mlp_outliers.py": (["--points", "30", "--directions", "32"], r"predicted change\s+retrained change"),
     "taylor_basics.py": ([], r"direction 7 agrees with a separate run: True"),

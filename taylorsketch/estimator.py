@@ -137,11 +137,14 @@ def estimate(coeffs, directions, indicator, degree, t=1.0, groups=None):
     """The unbiased sketch estimator of method.md section 3 (see the module docstring).
 
     ``coeffs`` (M, K+1) along ``directions`` (M, n); ``indicator`` (n,) is ``1_D``.
-    Costs O(M |D| + M K).
+    Costs O(M |D| + M K) for a small set, one matrix-vector product O(M n) for a large one.
     """
     n = directions.shape[1]
     support = np.flatnonzero(indicator)
-    s = (np.conj(directions[:, support]) * indicator[support]).sum(axis=1)      # (M,)
+    if 16 * len(support) < n:      # a small set: touch only its columns, O(M |D|)
+        s = np.conj(directions[:, support] @ indicator[support])               # (M,)
+    else:                          # a large one: one matrix-vector product
+        s = np.conj(directions @ indicator)
     t = np.asarray(t, dtype=float)
     orders = np.arange(1, degree + 1)
     c = coeffs[:, 1:degree + 1]                                                  # (M, degree)

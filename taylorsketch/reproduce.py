@@ -1,7 +1,7 @@
 """Reproduction of the paper's three MicroGPT experiments (method.md section 5).
 
 ``run("all", preset="full")`` is the paper's scale; ``preset="quick"`` runs
-the same pipeline on the same data (figure 2 is identical) with order 16 and
+the same pipeline on the same data (figure 2 is identical) with order 32 and
 2 directions for figure 1 and 64 directions for figure 3, in about two
 minutes on 2 cores.  Each figure
 writes ``figN.json`` (every number, the configuration, the package version,
@@ -32,7 +32,7 @@ PRESETS = {
              "fig2": {"order": 6, "fd_step": 1e-3},
              "fig3": {"order": 3, "directions": 500, "seed": 0, "batch_size": 125}},
     "quick": {"n_docs": 1000, "steps": 1000,
-              "fig1": {"order": 16, "directions": 2, "seed": 0, "doc_index": 0, "batch_size": 1},
+              "fig1": {"order": 32, "directions": 2, "seed": 0, "doc_index": 0, "batch_size": 1},
               "fig2": {"order": 6, "fd_step": 1e-3},
               "fig3": {"order": 3, "directions": 64, "seed": 0, "batch_size": 32}},
 }

@@ -21,7 +21,7 @@ from threadpoolctl import threadpool_limits
 from ._config import BLAS_THREADS
 from ._io import atomic_write
 from .data import Vocab
-from .estimator import (Prediction, Stability, _indicator, _log_binom, deletion_indicator,  # noqa: F401
+from .estimator import (Prediction, Stability, _indicator, _log_binom, deletion_indicator,  # noqa: F401 (re-exported)
                         estimate, random_directions)
 from .jet import Jet
 from .measure import as_measure
@@ -37,7 +37,7 @@ class SketchFileError(ValueError):
 
 
 # ----------------------------------------------------------------------------
-# deletion sets, directions, fingerprints
+# fingerprints and model descriptions
 
 
 def fingerprint(docs):

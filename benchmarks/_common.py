@@ -63,9 +63,11 @@ def rss_bytes():
         return float("nan")
 
 
-def peak_rss_bytes():
-    """Peak resident set size of this process so far."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024      # kB on Linux
+def peak_rss_bytes(children=False):
+    """Peak resident set size of this process so far (``children``: of its largest
+    finished child process instead)."""
+    who = resource.RUSAGE_CHILDREN if children else resource.RUSAGE_SELF
+    return resource.getrusage(who).ru_maxrss * 1024      # kB on Linux
 
 
 # -- the machine -------------------------------------------------------------------------

@@ -99,7 +99,7 @@ def queries_table(rows):
 # -- (b) the paper's set-up end to end ----------------------------------------------------------
 
 
-def paper_run(progress):
+def paper_run(progress, workers):
     setup = ts.paper.setup(seed=42)
     model, docs = setup.model(), setup.docs[:N_DOCS]
     indicator = ts.sketch.deletion_indicator(docs, lambda d: "x" in d)
@@ -109,9 +109,11 @@ def paper_run(progress):
     rss_before = rss_bytes()
     start = time.perf_counter()
     sketch = ts.precompute(model, setup.init, docs, order=ORDER, directions=N_DIRECTIONS, seed=0,
-                           steps=N_DOCS, progress=progress)
+                           steps=N_DOCS, progress=progress, workers=workers,
+                           batch_size=-(-N_DIRECTIONS // max(workers, 1)))
     precompute_seconds = time.perf_counter() - start
     peak_rss = peak_rss_bytes()
+    peak_child_rss = peak_rss_bytes(children=True)
     start = time.perf_counter()
     estimate = sketch.predict(phi, deleted)
     first_query_seconds = time.perf_counter() - start
@@ -128,7 +130,8 @@ def paper_run(progress):
             "truth": truth,
             "precompute_seconds": precompute_seconds, "first_query_seconds": first_query_seconds,
             "exact_seconds": exact_seconds, "retrain_seconds": retrain_seconds,
-            "rss_before": rss_before, "peak_rss": peak_rss,
+            "rss_before": rss_before, "peak_rss": peak_rss, "peak_child_rss": peak_child_rss,
+            "workers": workers,
             "series_bytes": sketch.series.nbytes + sketch.primal.nbytes}
 
 
@@ -154,8 +157,9 @@ def paper_table(r):
               f"* error against the truth: sketch degree 3 {abs(est.value - truth):.2e}; degree-1 surrogate "
               f"(exact c_0 + c_1) {linear_error:.2e}; sketch degree 1 {abs(sketch_linear - truth):.2e}",
               f"* precompute (order {ORDER}, {N_DIRECTIONS} directions, {N_DOCS:,} steps): "
-              f"{format_seconds(r['precompute_seconds'])}; "
-              f"peak RSS {format_mib(r['peak_rss'])} (before: {format_mib(r['rss_before'])}); "
+              f"{format_seconds(r['precompute_seconds'])} with {r['workers']} worker process(es); "
+              f"peak RSS {format_mib(r['peak_rss'])} (before: {format_mib(r['rss_before'])})"
+              + (f", largest worker {format_mib(r['peak_child_rss'])}" if r["workers"] > 1 else "") + "; "
               f"stored jets {format_mib(r['series_bytes'])}",
               f"* first prediction (coefficients + estimator): {format_seconds(r['first_query_seconds'])}; "
               f"exact-direction precompute: {format_seconds(r['exact_seconds'])}; "
@@ -188,11 +192,13 @@ def main():
                         help="also run the paper's set-up end to end (about 5-15 minutes)")
     parser.add_argument("--write", metavar="PATH", help="add or replace this section in a markdown file")
     parser.add_argument("--progress", action="store_true", help="show progress bars")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="processes for the --paper precompute (default 2; peak memory is then per process)")
     args = parser.parse_args()
 
     load_before = os.getloadavg()[0]
     # (b) first, so that its peak memory is not that of (a)
-    paper = paper_run(args.progress) if args.paper else None
+    paper = paper_run(args.progress, args.workers) if args.paper else None
     rows, build = queries(args.progress)
     text = report(rows, build, paper, load_before, os.getloadavg()[0])
     publish(text, args.write, SECTION)

@@ -364,7 +364,8 @@ def run(figure, preset="quick", out="results", progress=None, workers=2, resume=
         raise CLIError(f"output folder {out} is not writable")
     names = FIGURES if figure == "all" else (figure,)
     ctx = _context(preset, progress, workers)
-    results, lines, done = {}, [], []
+    results, done = {}, []
+    lines = [f"{'figure':6s}  {'time':>10s}  result", f"{'-' * 6}  {'-' * 10}  {'-' * 60}"]
     no_plots = False
     current = None
     try:
@@ -384,9 +385,9 @@ def run(figure, preset="quick", out="results", progress=None, workers=2, resume=
                 no_plots = True
             results[name] = result
             done.append(name)
-            lines.append(summary(result))
-            print(f"[{name} done in {result['timings']['total_seconds']:.1f} s] {lines[-1]}",
-                  file=sys.stderr, flush=True)
+            seconds = result["timings"]["total_seconds"]
+            lines.append(f"{name:6s}  {seconds:8.1f} s  {summary(result).split(': ', 1)[1]}")
+            print(f"[{name} done in {seconds:.1f} s] {summary(result)}", file=sys.stderr, flush=True)
         if figure == "all":
             write_text(os.path.join(out, "report.md"), report(results, preset))
     except KeyboardInterrupt:

@@ -45,7 +45,10 @@ def test_all_writes_every_file(full_run):
     report = (out / "report.md").read_text()
     for claim in ("superlinear", "falls with k", "error band", "unbiased"):
         assert claim in report
-    assert "fig1:" in text and "fig2:" in text and "fig3:" in text
+    table = text.splitlines()
+    assert table[0].split() == ["figure", "time", "result"]
+    assert [row.split()[0] for row in table[2:5]] == ["fig1", "fig2", "fig3"]
+    assert "error at t=1 of degree 1..4" in table[3]
 
 
 def test_fig2_numbers_are_consistent(full_run):

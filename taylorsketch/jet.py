@@ -237,7 +237,8 @@ class Jet:
     def __rpow__(self, base):
         from .functions import exp, log
         base = _as_array(base)
-        if np.any(base <= 0) if not np.iscomplexobj(base) else np.any(base == 0):
+        not_analytic = (base == 0) if np.iscomplexobj(base) else (base <= 0)
+        if np.any(not_analytic):
             raise ValueError("base ** jet needs a positive base (it is exp(jet * log(base)))")
         return exp(self * log(base))
 

@@ -458,3 +458,11 @@ def test_reshape_accepts_an_array_shape_and_power_a_0d_array_exponent():
     assert x.reshape(np.array([3, 1])).shape == (3, 1)
     assert x.reshape(np.array(3)).shape == (3,)
     assert np.allclose((x ** np.array(2.5)).coefficients(), (x ** 2.5).coefficients(), rtol=0, atol=0)
+
+
+def test_a_number_to_the_power_of_a_jet():
+    x = ts.Jet.from_directions(np.array(0.5), np.ones((1,)), order=4)
+    expected = np.exp(np.log(3.0) * 0.5) * np.log(3.0) ** np.arange(5) / np.array([1, 1, 2, 6, 24])
+    assert np.allclose((3.0 ** x).coefficients()[:, 0], expected, rtol=1e-14)
+    with pytest.raises(ValueError, match="positive base"):
+        (-2.0) ** x

@@ -299,7 +299,7 @@ def build_parser():
     p = sub.add_parser("reproduce", help="reproduce the paper's figures (writes JSON, PNG, report.md)")
     p.add_argument("figure", choices=["fig1", "fig2", "fig3", "all"])
     p.add_argument("--preset", choices=sorted(reproduce.PRESETS), default="quick",
-                   help="quick: about two minutes; full: the paper's scale (about an hour on 2 cores)")
+                   help="quick: about two minutes; full: the paper's scale (about half an hour on 2 cores)")
     p.add_argument("--out", default="results", help="folder for figN.json, figN.png and report.md")
     p.add_argument("--workers", type=int, default=2, help="processes training directions in parallel (default 2)")
     p.add_argument("--resume", action="store_true",

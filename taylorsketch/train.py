@@ -12,7 +12,8 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from ._config import BLAS_THREADS
-
+from .estimator import deletion_indicator
+from .functions import primal as _primal
 from .jet import Jet, _as_array
 from .optim import Adam
 
@@ -44,13 +45,7 @@ class FlatParams:
     def __init__(self, shapes, flat):
         self.shapes = shapes
         self.flat = flat
-        self.offsets = {}
-        start = 0
-        for name, shape in shapes.items():
-            size = math.prod(shape)
-            self.offsets[name] = (start, start + size)
-            start += size
-        self.size = start
+        self.offsets = _offsets(shapes)
 
     @classmethod
     def from_dict(cls, shapes, params, order=None, n_directions=None, dtype=float):
@@ -104,24 +99,25 @@ class FlatParams:
         return Jet._wrap(primal, series)
 
 
-def _primal(x):
-    return x.primal if isinstance(x, Jet) else x
+def _offsets(shapes):
+    """name -> (start, stop) of each parameter in the flat buffer, in order."""
+    offsets, start = {}, 0
+    for name, shape in shapes.items():
+        offsets[name] = (start, start + math.prod(shape))
+        start = offsets[name][1]
+    return offsets
 
 
 def _weights(weights, n_docs):
     """Validated per-document weights: None -> zeros; array (n,); or a Jet of shape (n,)."""
     if weights is None:
         return np.zeros(n_docs)
-    if isinstance(weights, Jet):
-        if weights.shape != (n_docs,):
-            raise ValueError(f"weights must have one entry per document ({n_docs}); got shape {weights.shape}")
-        if not (np.all(np.isfinite(weights.primal)) and np.all(np.isfinite(weights.series))):
-            raise ValueError("weights contain non-finite values")
-        return weights
-    weights = _as_array(weights)
+    if not isinstance(weights, Jet):
+        weights = _as_array(weights)
     if weights.shape != (n_docs,):
         raise ValueError(f"weights must have one entry per document ({n_docs}); got shape {weights.shape}")
-    if not np.all(np.isfinite(weights)):
+    values = [weights.primal, weights.series] if isinstance(weights, Jet) else [weights]
+    if not all(np.all(np.isfinite(v)) for v in values):
         raise ValueError("weights contain non-finite values")
     return weights
 
@@ -205,8 +201,7 @@ def train(model, init_params, docs, steps=None, weights=None, optimizer=None, pr
                 bar.update()
     if bar is not None:
         bar.close()
-    return {name: (value if isinstance(value, Jet) else value.copy())
-            for name, value in FlatParams(shapes, flat.flat).views().items()}
+    return {name: (value if isinstance(value, Jet) else value.copy()) for name, value in params.items()}
 
 
 def _check_finite(loss, grads, step, index, doc):
@@ -223,6 +218,5 @@ def retrain(model, init_params, docs, deleted, t=1.0, steps=None, progress=None)
     ``deleted`` is a collection of document indices or a predicate
     ``doc -> bool``.  ``t = 1`` deletes the documents; ``0 < t < 1`` down-weights them.
     """
-    from .estimator import deletion_indicator
     indicator = deletion_indicator(docs, deleted)
     return train(model, init_params, docs, steps=steps, weights=t * indicator, progress=progress)

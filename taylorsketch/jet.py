@@ -46,7 +46,7 @@ import numbers
 
 import numpy as np
 
-from .rules import RULES, _expand_series
+from .rules import RULES, _check_domain, _expand_series, _nonzero, _positive
 
 
 def _as_array(value):
@@ -237,9 +237,8 @@ class Jet:
     def __rpow__(self, base):
         from .functions import exp, log
         base = _as_array(base)
-        not_analytic = (base == 0) if np.iscomplexobj(base) else (base <= 0)
-        if np.any(not_analytic):
-            raise ValueError("base ** jet needs a positive base (it is exp(jet * log(base)))")
+        _check_domain("base ** jet", base, _positive, _nonzero,
+                      "it is exp(jet * log(base)) and needs a positive base")
         return exp(self * log(base))
 
     def __matmul__(self, other):

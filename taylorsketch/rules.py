@@ -90,6 +90,18 @@ def _unary_series(x0, xs, y0, kernel):
     return _unfull(y, order, n_dirs, shape)
 
 
+def _binary_series(a0, as_, b0, bs, y0, kernel):
+    """The series of ``y = f(a, b)``, given ``y_0``, from a kernel filling rows 1..K in place."""
+    order, n_dirs = bs.shape[:2]
+    shape = np.shape(y0)
+    dtype = _out_dtype(a0, as_, b0, bs)
+    a, b = _full(a0, as_, shape, dtype), _full(b0, bs, shape, dtype)
+    y = np.empty_like(a)
+    y.reshape((order + 1, n_dirs) + shape)[0] = y0
+    kernel(a, b, y)
+    return _unfull(y, order, n_dirs, shape)
+
+
 def _unary_kernel_rule(name, primal_fn, kernel, domain=None):
     """Register the rule of ``y = f(x)`` whose series a kernel fills."""
     def rule(primals, series):
@@ -129,14 +141,7 @@ def mul_rule(primals, series):
         return y0, as_ * b0
     if as_ is None:
         return y0, a0 * bs
-    order, n_dirs = as_.shape[:2]
-    shape = np.shape(y0)
-    dtype = _out_dtype(a0, as_, b0, bs)
-    a = _full(a0, as_, shape, dtype)
-    b = _full(b0, bs, shape, dtype)
-    y = np.empty_like(a)
-    kernels.mul(a, b, y)
-    return y0, _unfull(y, order, n_dirs, shape)
+    return y0, _binary_series(a0, as_, b0, bs, y0, kernels.mul)
 
 
 @register("div")
@@ -146,17 +151,9 @@ def div_rule(primals, series):
         return a0 / b0, as_ / b0
     _check_domain("division", b0, _nonzero, _nonzero, "the divisor's primal is 0")
     y0 = a0 / b0
-    order, n_dirs = bs.shape[:2]
-    shape = np.shape(y0)
     if as_ is None:
-        as_ = np.zeros((order, n_dirs) + (1,) * len(shape))
-    dtype = _out_dtype(a0, as_, b0, bs)
-    a = _full(a0, as_, shape, dtype)
-    b = _full(b0, bs, shape, dtype)
-    y = np.empty_like(a)
-    y.reshape((order + 1, n_dirs) + shape)[0] = y0
-    kernels.div(a, b, y)
-    return y0, _unfull(y, order, n_dirs, shape)
+        as_ = np.zeros(bs.shape[:2] + (1,) * np.ndim(y0))
+    return y0, _binary_series(a0, as_, b0, bs, y0, kernels.div)
 
 
 def matmul_stack(a, b):
@@ -232,7 +229,7 @@ def matmul_rule(primals, series):
 
 def _matmul_cross(as_, bs, ys):
     order, k = as_.shape[0], as_.shape[-1]
-    ys = np.array(ys, dtype=np.result_type(ys, as_, bs), copy=True)
+    ys = ys.astype(np.result_type(ys, as_, bs), copy=False)     # the sum of two fresh GEMMs
     # A_cat[m, ..., n, (i-1)*k + c] = A_i[m, ..., n, c]           for i = 1..K
     nd = as_.ndim
     a_cat = as_.transpose(tuple(range(1, nd - 1)) + (0, nd - 1))

@@ -67,16 +67,21 @@ def logsumexp(x, axis=-1, keepdims=False):
     The shift is a constant (it does not move with ``t``), so it changes no
     coefficient of a Jet.
     """
-    shift = np.max(primal(x), axis=axis, keepdims=True)
-    shift = np.where(np.isfinite(shift), shift, 0.0)
+    shift = _max_shift(x, axis)
     out = log(exp(x - shift).sum(axis=axis, keepdims=True)) + shift
     return out if keepdims else _squeeze(out, axis)
 
 
 def softmax(x, axis=-1):
     """``exp(x) / sum(exp(x), axis)``, shifted by the primal maximum."""
-    e = exp(x - np.max(primal(x), axis=axis, keepdims=True))
+    e = exp(x - _max_shift(x, axis))
     return e / e.sum(axis=axis, keepdims=True)
+
+
+def _max_shift(x, axis):
+    """The primal maximum along ``axis`` (0 where it is not finite, e.g. a fully masked row)."""
+    shift = np.max(primal(x), axis=axis, keepdims=True)
+    return np.where(np.isfinite(shift), shift, 0.0)
 
 
 def log_softmax(x, axis=-1):
@@ -86,11 +91,10 @@ def log_softmax(x, axis=-1):
 
 def _squeeze(x, axis):
     if isinstance(x, Jet):
-        keep = [n for n in x.shape]
         if axis is None:
             axis = tuple(range(x.ndim))
-        axes = [a % x.ndim for a in (axis if isinstance(axis, tuple) else (axis,))]
-        return x.reshape(tuple(n for i, n in enumerate(keep) if i not in axes))
+        axes = {a % x.ndim for a in (axis if isinstance(axis, tuple) else (axis,))}
+        return x.reshape(tuple(n for i, n in enumerate(x.shape) if i not in axes))
     return np.squeeze(x, axis=axis)
 
 
@@ -110,10 +114,12 @@ def mean(x, axis=None, keepdims=False):
 
 
 def reshape(x, shape):
+    """``x`` with a new shape, as ``np.reshape``."""
     return x.reshape(shape)
 
 
 def transpose(x, axes=None):
+    """``x`` with its axes permuted (reversed by default), as ``np.transpose``."""
     return x.transpose(axes) if axes is not None else x.transpose()
 
 

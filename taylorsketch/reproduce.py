@@ -15,6 +15,7 @@ import sys
 import platform
 import time
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -55,8 +56,9 @@ class Context:
     progress: object
     truth: dict = None
 
-    @property
+    @cached_property
     def indicator(self):
+        """``1_D`` for the documents containing 'x' (computed once)."""
         return deletion_indicator(self.docs, lambda d: DELETE_CONTAINS in d)
 
     def measure(self):

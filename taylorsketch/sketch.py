@@ -27,7 +27,7 @@ from .jet import Jet
 from .measure import as_measure
 from .models import MLP, MicroGPT
 from .optim import Adam
-from .train import FlatParams, _progress, check_params, train
+from .train import FlatParams, _progress, check_params, train_flat
 
 FORMAT_VERSION = 1
 
@@ -386,9 +386,8 @@ def precompute(model, init_params, docs, order, directions, seed=0, steps=None, 
 def _train_batch(job):
     model, init_params, docs, steps, order, psi = job
     weights = Jet.from_directions(np.zeros(len(docs)), psi, order)
-    params = train(model, init_params, docs, steps=steps, weights=weights, progress=False)
-    flat = FlatParams.from_dict(model.param_shapes(), params, order, len(psi), dtype=weights.series.dtype)
-    return flat.flat.primal, flat.flat.series
+    trained = train_flat(model, init_params, docs, steps=steps, weights=weights, progress=False).flat
+    return trained.primal, trained.series
 
 
 def _run(jobs, workers):

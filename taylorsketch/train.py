@@ -167,6 +167,13 @@ def train(model, init_params, docs, steps=None, weights=None, optimizer=None, pr
     >>> sorted(params) == sorted(s.init)
     True
     """
+    flat = train_flat(model, init_params, docs, steps, weights, optimizer, progress)
+    return {name: (value if isinstance(value, Jet) else value.copy()) for name, value in flat.views().items()}
+
+
+def train_flat(model, init_params, docs, steps=None, weights=None, optimizer=None, progress=None):
+    """:func:`train`, returning the trained parameters as one :class:`FlatParams` buffer
+    (what a sketch stores) instead of a dict of copies."""
     docs = list(docs)
     if not docs:
         raise ValueError("train: no documents")
@@ -201,7 +208,7 @@ def train(model, init_params, docs, steps=None, weights=None, optimizer=None, pr
                 bar.update()
     if bar is not None:
         bar.close()
-    return {name: (value if isinstance(value, Jet) else value.copy()) for name, value in params.items()}
+    return flat
 
 
 def _check_finite(loss, grads, step, index, doc):

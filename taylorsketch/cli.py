@@ -17,6 +17,7 @@ import numpy as np
 from . import measure as measures
 from . import paper, reproduce
 from .data import Vocab
+from .estimator import deletion_indicator
 from .models import MicroGPT
 from .sketch import Sketch, SketchFileError, precompute
 from .train import train
@@ -120,7 +121,7 @@ def cmd_precompute(args):
     source = _source_from_args(args)
     docs, model, init = _data(source)
     if args.exact_contains is not None:
-        indicator = np.array([1.0 if args.exact_contains in d else 0.0 for d in docs])
+        indicator = deletion_indicator(docs, lambda d: args.exact_contains in d)
         if not indicator.any():
             raise CLIError(f"no document contains {args.exact_contains!r}: the exact direction would be zero")
         directions = indicator[None, :]
@@ -162,8 +163,7 @@ def cmd_retrain(args):
     docs, model, init = _data(source)
     phi = _measure(args, model)
     deleted = _deleted(args, docs)
-    indicator = np.zeros(len(docs))
-    indicator[deleted] = 1.0
+    indicator = deletion_indicator(docs, deleted)
     rows = []
     for t in args.t:
         params = train(model, init, docs, steps=args.steps, weights=t * indicator, progress=args.progress)

@@ -33,32 +33,17 @@ import shlex
 import subprocess
 from pathlib import Path
 
-import pytest
+from markdown import fenced_blocks, numbers_agree
 
 from taylorsketch.cli import main
 
 PAGE = Path(__file__).resolve().parent.parent / "docs" / "cli.md"
-FENCE = re.compile(r"^```(.*)$")
 
 
 def console_blocks(path=PAGE):
     """``[(first line number, no_run, [(command, expected output)])]`` for every console block."""
-    lines = path.read_text(encoding="utf-8").split("\n")
     blocks = []
-    i = 0
-    while i < len(lines):
-        match = FENCE.match(lines[i])
-        if match is None:
-            i += 1
-            continue
-        words = match.group(1).split()
-        start = i + 1
-        i += 1
-        body = []
-        while i < len(lines) and not lines[i].startswith("```"):
-            body.append(lines[i])
-            i += 1
-        i += 1
+    for words, start, body, _ in fenced_blocks(path):
         if not words or words[0] != "console":
             continue
         unknown = set(words[1:]) - {"no-run"}
@@ -108,12 +93,7 @@ def same_output(actual, expected):
     """
     if NUMBER.split(actual) != NUMBER.split(expected):
         return False
-    for a, e in zip(NUMBER.findall(actual), NUMBER.findall(expected)):
-        decimals = len(e.split(".")[1].split("e")[0].split("E")[0])
-        scale = 10.0 ** int(re.split("[eE]", e)[1]) if re.search("[eE]", e) else 1.0
-        if abs(float(a) - float(e)) > 1.01 * 10.0 ** -decimals * scale + 1e-9 * abs(float(e)):
-            return False
-    return True
+    return all(numbers_agree(e, a) for a, e in zip(NUMBER.findall(actual), NUMBER.findall(expected)))
 
 
 def test_same_output_tolerates_only_the_last_printed_digit():

@@ -14,17 +14,16 @@ text block below it.
 
 import contextlib
 import io
-import math
 import re
 from pathlib import Path
 
 import numpy as np
 import pytest
+from markdown import fenced_blocks, numbers_agree
 
 DOCS_DIR = Path(__file__).resolve().parent.parent / "docs"
 DOCS = ["tutorial.md", "method.md", "api.md"]
 
-FENCE = re.compile(r"^```(.*)$")
 NUMBER = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?")
 TOKEN = re.compile(NUMBER.pattern + r"|[^\s\d.+-]+|[.+-]")
 
@@ -37,41 +36,18 @@ NUMPY_PRINT_DEFAULTS = dict(precision=8, threshold=1000, edgeitems=3, linewidth=
 def code_blocks(path):
     """``[(line, source, expected_output or None)]`` for every runnable python block."""
     lines = path.read_text(encoding="utf-8").split("\n")
-    blocks = []                        # (info, first line number, body)
-    i = 0
-    while i < len(lines):
-        match = FENCE.match(lines[i])
-        if match is None:
-            i += 1
-            continue
-        start = i
-        i += 1
-        while i < len(lines) and not lines[i].startswith("```"):
-            i += 1
-        blocks.append((match.group(1).strip(), start + 1, "\n".join(lines[start + 1:i]), i + 1))
-        i += 1
+    blocks = fenced_blocks(path)
     runnable = []
-    for n, (info, line, body, end) in enumerate(blocks):
-        words = info.split()
+    for n, (words, line, body, end) in enumerate(blocks):
         if not words or words[0] != "python" or "no-run" in words[1:]:
             continue
         expected = None
-        if n + 1 < len(blocks) and blocks[n + 1][0] == "text":
-            between = lines[end:blocks[n + 1][1] - 1]
+        if n + 1 < len(blocks) and blocks[n + 1][0] == ["text"]:
+            between = lines[end - 1:blocks[n + 1][1] - 1]
             if all(not text.strip() for text in between):
-                expected = blocks[n + 1][2]
-        runnable.append((line, body, expected))
+                expected = "\n".join(blocks[n + 1][2])
+        runnable.append((line, "\n".join(body), expected))
     return runnable
-
-
-def _tolerance(printed):
-    """One unit in the last printed decimal place (a rounding flip); integers and
-    numbers printed without decimals (``12``, numpy's ``12.``) must match exactly."""
-    mantissa, _, exponent = printed.lower().partition("e")
-    decimals = len(mantissa.split(".")[1]) if "." in mantissa else 0
-    if decimals == 0 and not exponent:
-        return 0.0
-    return 10.0 ** (int(exponent or 0) - decimals)
 
 
 def same_output(expected, actual):
@@ -81,7 +57,7 @@ def same_output(expected, actual):
         return False
     for w, g in zip(want, got):
         if NUMBER.fullmatch(w) and NUMBER.fullmatch(g):
-            if not math.isclose(float(w), float(g), rel_tol=1e-9, abs_tol=_tolerance(w) * 1.01):
+            if not numbers_agree(w, g):
                 return False
         elif w != g:
             return False

@@ -57,7 +57,7 @@ def queries(progress):
     phi = ts.measure.doc_loss(model, "max")
     sketch.coefficients(phi)
 
-    x_docs = np.flatnonzero(ts.sketch.deletion_indicator(docs, lambda d: "x" in d))
+    x_docs = np.flatnonzero(ts.deletion.deletion_indicator(docs, lambda d: "x" in d))
     rng = np.random.default_rng(0)
     random_sets = iter([np.sort(rng.choice(N_DOCS, size=100, replace=False)) for _ in range(100)])
     everything = np.arange(N_DOCS)
@@ -102,7 +102,7 @@ def queries_table(rows):
 def paper_run(progress, workers):
     setup = ts.paper.setup(seed=42)
     model, docs = setup.model(), setup.docs[:N_DOCS]
-    indicator = ts.sketch.deletion_indicator(docs, lambda d: "x" in d)
+    indicator = ts.deletion.deletion_indicator(docs, lambda d: "x" in d)
     deleted = np.flatnonzero(indicator)
     phi = ts.measure.doc_loss(model, "max")
 

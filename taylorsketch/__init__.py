@@ -18,7 +18,7 @@ from . import nn, paper
 from .data import Vocab, load_names
 from .models import MLP, MicroGPT
 from .optim import Adam
-from .train import retrain, train
-from . import measure
+from .training import retrain, train
+from . import deletion, measure
 from .sketch import Prediction, Sketch, SketchFileError, Stability, precompute
-from .validate import Validation, validate
+from .validation import Validation, validate

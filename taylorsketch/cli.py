@@ -17,11 +17,11 @@ import numpy as np
 from . import measure as measures
 from . import paper, reproduce
 from .data import Vocab
-from .estimator import deletion_indicator
+from .deletion import deletion_indicator
 from .models import MicroGPT
 from .sketch import Sketch, SketchFileError, precompute
-from .train import train
-from .validate import validate
+from .training import retrain
+from .validation import validate
 
 
 class CLIError(Exception):
@@ -163,10 +163,9 @@ def cmd_retrain(args):
     docs, model, init = _data(source)
     phi = _measure(args, model)
     deleted = _deleted(args, docs)
-    indicator = deletion_indicator(docs, deleted)
     rows = []
     for t in args.t:
-        params = train(model, init, docs, steps=args.steps, weights=t * indicator, progress=args.progress)
+        params = retrain(model, init, docs, deleted, t, steps=args.steps, progress=args.progress)
         rows.append({"t": t, "value": float(phi(params))})
     text = "\n".join([f"{phi.name} after retraining, {len(deleted)} documents weighted by (1 - t):"]
                      + [f"  t = {r['t']:.3f}: {r['value']:.10f}" for r in rows])

@@ -23,37 +23,7 @@ from scipy.special import gammaln
 
 
 # ----------------------------------------------------------------------------
-# deletion sets and directions
-
-
-def deletion_indicator(docs, deleted):
-    """The indicator ``1_D`` (float array, one entry per document) of a deletion set.
-
-    ``deleted`` is a collection of indices or a predicate ``doc -> bool``.
-    """
-    return _indicator(len(docs), deleted, docs)
-
-
-def _indicator(n, deleted, docs=None):
-    if callable(deleted):
-        if docs is None:
-            raise ValueError("a predicate deletion set needs the documents (pass docs=...)")
-        return np.array([1.0 if deleted(doc) else 0.0 for doc in docs])
-    indices = np.asarray(list(deleted) if not isinstance(deleted, np.ndarray) else deleted)
-    if indices.dtype == bool:
-        if indices.shape != (n,):
-            raise ValueError(f"a boolean deletion mask needs {n} entries; got {indices.shape}")
-        return indices.astype(float)
-    if indices.size and not np.issubdtype(indices.dtype, np.integer):
-        raise ValueError("deleted must be document indices (integers), a boolean mask or a predicate")
-    indices = indices.astype(int).ravel()
-    if indices.size and (indices.min() < 0 or indices.max() >= n):
-        raise ValueError(f"deleted indices must be in 0..{n - 1}; got {indices.min()}..{indices.max()}")
-    if len(np.unique(indices)) != indices.size:
-        raise ValueError("deleted indices contain duplicates")
-    indicator = np.zeros(n)
-    indicator[indices] = 1.0
-    return indicator
+# directions
 
 
 def random_directions(n, ids, seed):
@@ -67,10 +37,9 @@ def random_directions(n, ids, seed):
     return out
 
 
-def _log_binom(n, r):
+def log_binom(n, r):
     """log C(n + r - 1, r)."""
     return gammaln(n + r) - gammaln(r + 1) - gammaln(n)
-
 
 
 # ----------------------------------------------------------------------------
@@ -150,7 +119,7 @@ def estimate(coeffs, directions, indicator, degree, t=1.0, groups=None):
     c = coeffs[:, 1:degree + 1]                                                  # (M, degree)
     # C(n+r-1, r) |s|^r |c_r| in logs: the first two factors overflow alone at high order
     with np.errstate(divide="ignore"):
-        log_magnitude = (_log_binom(n, orders)[None, :] + orders[None, :] * np.log(np.abs(s))[:, None]
+        log_magnitude = (log_binom(n, orders)[None, :] + orders[None, :] * np.log(np.abs(s))[:, None]
                          + np.log(np.abs(c)))
     phase = np.exp(1j * (orders[None, :] * np.angle(s)[:, None] + np.angle(c)))
     samples = np.real(np.exp(log_magnitude) * phase)                             # (M, degree)

@@ -18,7 +18,6 @@ import numpy as np
 
 from . import kernels
 from ._config import PARALLEL_MIN_COEFFICIENTS
-from .functions import sqrt
 from .jet import Jet
 
 
@@ -73,19 +72,6 @@ class Adam:
             self.v += (1.0 - self.beta2) * grads * grads
             params -= lr * (self.m / bias1) / np.sqrt(self.v / bias2 + self.eps)
         self.t += 1
-
-
-def adam_reference_step(p, m, v, g, step, opt):
-    """The same update written with generic ``ts`` operations (returns new p, m, v).
-
-    Slow; used by the tests as the independent twin of the fused kernel.
-    """
-    m = opt.beta1 * m + (1.0 - opt.beta1) * g
-    v = opt.beta2 * v + (1.0 - opt.beta2) * (g * g)
-    m_hat = m * (1.0 / (1.0 - opt.beta1 ** (step + 1)))
-    v_hat = v * (1.0 / (1.0 - opt.beta2 ** (step + 1)))
-    p = p - opt.learning_rate(step) * (m_hat / sqrt(v_hat + opt.eps))
-    return p, m, v
 
 
 def _zeros_like(x):

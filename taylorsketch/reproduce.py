@@ -21,8 +21,9 @@ import numpy as np
 
 from . import __version__, measure, paper
 from ._io import write_json, write_text
-from .sketch import deletion_indicator, precompute
-from .train import train
+from .deletion import deletion_indicator
+from .sketch import precompute
+from .training import retrain
 
 # the paper's check value: plain training, 1000 steps, loss on "max" (method.md section 4)
 PAPER_LOSS_MAX = 3.0913238794422027
@@ -41,6 +42,10 @@ FIGURES = ("fig1", "fig2", "fig3")
 T_GRID = [round(0.1 * i, 1) for i in range(11)]
 DELETE_CONTAINS = "x"
 MEASURE_DOC = "max"
+
+
+class ReproductionError(ValueError):
+    """A reproduction that cannot start: unknown figure or preset, an unwritable folder."""
 
 
 @dataclass
@@ -65,8 +70,8 @@ class Context:
         return measure.doc_loss(self.model, MEASURE_DOC)
 
     def retrain(self, t):
-        return train(self.model, self.init, self.docs, steps=self.config["steps"],
-                     weights=t * self.indicator, progress=False)
+        return retrain(self.model, self.init, self.docs, self.indicator.astype(bool), t,
+                       steps=self.config["steps"], progress=False)
 
     def true_curve(self):
         """Ordinary retraining with weights ``t 1_D`` for every t of the grid."""
@@ -353,17 +358,16 @@ def run(figure, preset="quick", out="results", progress=None, workers=2, resume=
     ``resume``, a figure whose ``figN.json`` in ``out`` is complete and from the
     same preset, configuration and version is read instead of recomputed.
     """
-    from .cli import CLIError
     if figure not in FIGURES + ("all",):
-        raise CLIError(f"unknown figure {figure!r}; choose fig1, fig2, fig3 or all")
+        raise ReproductionError(f"unknown figure {figure!r}; choose fig1, fig2, fig3 or all")
     if preset not in PRESETS:
-        raise CLIError(f"unknown preset {preset!r}; choose quick or full")
+        raise ReproductionError(f"unknown preset {preset!r}; choose quick or full")
     try:
         os.makedirs(out, exist_ok=True)
     except OSError as err:
-        raise CLIError(f"cannot create output folder {out}: {err.strerror}") from None
+        raise ReproductionError(f"cannot create output folder {out}: {err.strerror}") from None
     if not os.access(out, os.W_OK):
-        raise CLIError(f"output folder {out} is not writable")
+        raise ReproductionError(f"output folder {out} is not writable")
     names = FIGURES if figure == "all" else (figure,)
     ctx = _context(preset, progress, workers)
     results, done = {}, []

@@ -21,13 +21,14 @@ from threadpoolctl import threadpool_limits
 from ._config import BLAS_THREADS
 from ._io import atomic_write
 from .data import Vocab
-from .estimator import (Prediction, Stability, _indicator, _log_binom, deletion_indicator,  # noqa: F401 (re-exported)
-                        estimate, random_directions)
+from . import deletion
+from .estimator import Prediction, Stability, estimate, log_binom, random_directions
 from .jet import Jet
 from .measure import as_measure
 from .models import MLP, MicroGPT
 from .optim import Adam
-from .train import FlatParams, _progress, check_params, train_flat
+from .progress import progress_bar
+from .training import FlatParams, check_params, train_flat
 
 FORMAT_VERSION = 1
 
@@ -169,7 +170,7 @@ class Sketch:
         """
         if docs is not None:
             self.check_docs(docs)
-        indicator = _indicator(self.n_docs, deleted, docs)
+        indicator = deletion.indicator(self.n_docs, deleted, docs)
         degree = self.order if degree is None else int(degree)
         if not 0 <= degree <= self.order:
             raise ValueError(f"degree must be in 0..{self.order}; got {degree}")
@@ -200,7 +201,7 @@ class Sketch:
             raise ValueError("stability needs random directions; this sketch holds explicit ones")
         coeffs = self.coefficients(measure)[:, 1:]
         orders = np.arange(1, self.order + 1)
-        log_c = 0.5 * _log_binom(self.n_docs, orders) / math.log(2)
+        log_c = 0.5 * log_binom(self.n_docs, orders) / math.log(2)
         with np.errstate(divide="ignore"):
             per_direction = log_c + np.log2(np.abs(coeffs))
             combined = log_c + 0.5 * np.log2(np.mean(np.abs(coeffs) ** 2, axis=0))
@@ -365,7 +366,7 @@ def precompute(model, init_params, docs, order, directions, seed=0, steps=None, 
                       dtype=np.result_type(psi, np.float64))
     primal = None
     jobs = [(model, init_params, docs, steps, order, psi[a:b]) for a, b in chunks]
-    bar = _progress(len(chunks), progress, "precompute")
+    bar = progress_bar(len(chunks), progress, "precompute")
     for (a, b), (p0, ps) in zip(chunks, _run(jobs, workers)):
         primal = p0
         series[:, a:b] = ps

@@ -28,6 +28,7 @@ import zlib
 import numpy as np
 import scipy.special
 
+import taylorsketch as ts
 from taylorsketch import Jet
 
 # ----------------------------------------------------------------------------
@@ -391,3 +392,16 @@ def erf_derivatives(x0, order):
         hermite = np.polynomial.hermite.hermval(x0, [0] * (n - 1) + [1])
         out.append(2.0 / np.sqrt(np.pi) * (-1) ** (n - 1) * hermite * np.exp(-x0 ** 2))
     return np.stack(out)
+
+
+def adam_reference_step(p, m, v, g, step, opt):
+    """The same update written with generic ``ts`` operations (returns new p, m, v).
+
+    Slow; the independent twin of the fused kernel (``kernels.adam_update``).
+    """
+    m = opt.beta1 * m + (1.0 - opt.beta1) * g
+    v = opt.beta2 * v + (1.0 - opt.beta2) * (g * g)
+    m_hat = m * (1.0 / (1.0 - opt.beta1 ** (step + 1)))
+    v_hat = v * (1.0 / (1.0 - opt.beta2 ** (step + 1)))
+    p = p - opt.learning_rate(step) * (m_hat / ts.sqrt(v_hat + opt.eps))
+    return p, m, v

@@ -122,5 +122,5 @@ def test_user_errors(capsys, tmp_path):
             cli.main(argv)
         assert exit_.value.code == 2
         assert "invalid choice" in capsys.readouterr().err
-    with pytest.raises(cli.CLIError, match="unknown preset"):
+    with pytest.raises(reproduce.ReproductionError, match="unknown preset"):
         reproduce.run("fig2", preset="huge", out=str(tmp_path))

@@ -311,7 +311,7 @@ def retrained(tiny, t, deleted=DELETED):
 def exact(tiny):
     """The exact-direction sketch along 1_D, order 4."""
     model, init, docs, _ = tiny
-    indicator = ts.sketch.deletion_indicator(docs, DELETED)
+    indicator = ts.deletion.deletion_indicator(docs, DELETED)
     return ts.precompute(model, init, docs, order=4, directions=indicator[None, :], steps=STEPS,
                          progress=False)
 

@@ -1,4 +1,4 @@
-"""Training, plain and in jet arithmetic (``taylorsketch/train.py``).
+"""Training, plain and in jet arithmetic (``taylorsketch/training.py``).
 
 (a) the paper's check values (golden reference run); (b) a jet run's primal is
 the plain run; (c) the jet coefficients of ``t -> loss(train(w = t psi))``
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import taylorsketch as ts
-from taylorsketch.train import TrainingError
+from taylorsketch.training import TrainingError
 
 PAPER_LOSS_ON_MAX = 3.0913238794422027
 PAPER_WTE0 = [-0.04273180935726127, 0.07696138795865093, 0.10844210106107166,

@@ -6,16 +6,16 @@ updates every parameter's every coefficient in one fused pass.
 """
 
 import math
-import sys
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
 from ._config import BLAS_THREADS
-from .estimator import deletion_indicator
+from .deletion import deletion_indicator
 from .functions import primal as _primal
 from .jet import Jet, _as_array
 from .optim import Adam
+from .progress import progress_bar
 
 
 class TrainingError(ValueError):
@@ -122,19 +122,6 @@ def _weights(weights, n_docs):
     return weights
 
 
-def _progress(total, enabled, desc):
-    """A tqdm bar on a terminal (or when asked), nothing otherwise."""
-    if enabled is None:
-        enabled = sys.stderr.isatty()
-    if not enabled:
-        return None
-    try:
-        from tqdm import tqdm
-    except ImportError:  # pragma: no cover - tqdm is a dependency
-        return None
-    return tqdm(total=total, desc=desc, unit="step", leave=False)
-
-
 def train(model, init_params, docs, steps=None, weights=None, optimizer=None, progress=None):
     """Train ``model`` from ``init_params`` on ``docs``, one document per step.
 
@@ -196,7 +183,7 @@ def train_flat(model, init_params, docs, steps=None, weights=None, optimizer=Non
         flat = FlatParams.from_dict(shapes, init_params)
     params = flat.views()
     optimizer = Adam(total_steps=max(steps, 1)) if optimizer is None else optimizer
-    bar = _progress(steps, progress, "train")
+    bar = progress_bar(steps, progress, "train")
     with threadpool_limits(limits=BLAS_THREADS, user_api="blas"):
         for step in range(steps):
             i = step % len(docs)

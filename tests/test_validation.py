@@ -1,4 +1,4 @@
-"""Validation against retraining (``taylorsketch/validate.py``): shapes, the
+"""Validation against retraining (``taylorsketch/validation.py``): shapes, the
 truth is retraining, the predictions are the sketch's truncations, and the
 summary numbers (errors, rank correlation, coverage) recomputed by hand.
 

@@ -7,7 +7,8 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from .measure import as_measure
-from .train import _progress, retrain
+from .progress import progress_bar
+from .training import retrain
 
 
 @dataclass
@@ -81,7 +82,7 @@ def validate(sketch, model, init_params, docs, measure, sizes=(1, 5, 20), sets_p
         raise ValueError(f"set sizes must be in 1..{n}; got {sizes}")
     steps = sketch.meta["training"]["steps"]
     sets, truth, truncations, stderr = [], [], [], []
-    bar = _progress(len(sizes) * sets_per_size, progress, "validate")
+    bar = progress_bar(len(sizes) * sets_per_size, progress, "validate")
     for size in sizes:
         for _ in range(sets_per_size):
             deleted = np.sort(rng.choice(n, size=size, replace=False))

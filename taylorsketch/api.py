@@ -1,10 +1,8 @@
 """The user-facing entry points of Taylor-mode AD: ``taylor`` and ``derivatives``."""
 
-import math
-
 import numpy as np
 
-from .jet import Jet, _as_array, _check_order
+from .jet import Jet, as_array, check_order, to_derivatives
 
 
 def taylor(f, x, v, order):
@@ -34,14 +32,14 @@ def taylor(f, x, v, order):
     >>> ts.taylor(lambda x: 1 / (1 - x), 0.0, 1.0, order=3)
     array([1., 1., 1., 1.])
     """
-    _check_order(order)
-    x = _check_finite("x", x)
-    v = _check_finite("v", v)
+    check_order(order)
+    x = _finite_array("x", x)
+    v = _finite_array("v", v)
     if v.shape != x.shape:
         raise ValueError(f"direction v must have the shape of x {x.shape}; got {v.shape}")
     out = f(Jet.from_directions(x, v[None], order))
     if not isinstance(out, Jet):
-        out = _as_array(out)
+        out = as_array(out)
         return np.concatenate([out[None], np.zeros((order,) + out.shape, dtype=out.dtype)])
     return out.coefficients()[:, 0]
 
@@ -55,13 +53,12 @@ def derivatives(f, x, v, order):
     >>> ts.derivatives(lambda x: x ** 3, 2.0, 1.0, order=4)   # 8, 12, 12, 6, 0
     array([ 8., 12., 12.,  6.,  0.])
     """
-    coeffs = taylor(f, x, v, order)
-    factorials = np.array([math.factorial(r) for r in range(order + 1)], dtype=float)
-    return coeffs * factorials.reshape((-1,) + (1,) * (coeffs.ndim - 1))
+    return to_derivatives(taylor(f, x, v, order))
 
 
-def _check_finite(name, value):
-    array = _as_array(value)
+def _finite_array(name, value):
+    """``value`` as an array; non-finite entries are an error."""
+    array = as_array(value)
     if not np.all(np.isfinite(array)):
         raise ValueError(f"{name} contains non-finite values (NaN or inf)")
     return array

@@ -11,7 +11,8 @@ import math
 import numpy as np
 import scipy.special
 
-from .jet import Jet, _as_array, _operand, _signature, apply, elementwise, power
+from .jet import ARRAY_FUNCTIONS, UFUNCS, Jet, apply, as_array, elementwise, operand, power, signature
+from .rules import normalise_axes
 
 __all__ = [
     "primal", "exp", "log", "sqrt", "reciprocal", "tanh", "sigmoid", "erf", "gelu", "sin", "cos",
@@ -91,9 +92,7 @@ def log_softmax(x, axis=-1):
 
 def _squeeze(x, axis):
     if isinstance(x, Jet):
-        if axis is None:
-            axis = tuple(range(x.ndim))
-        axes = {a % x.ndim for a in (axis if isinstance(axis, tuple) else (axis,))}
+        axes = normalise_axes(axis, x.ndim)
         return x.reshape(tuple(n for i, n in enumerate(x.shape) if i not in axes))
     return np.squeeze(x, axis=axis)
 
@@ -128,8 +127,8 @@ def _promote(values):
     jets = [v for v in values if isinstance(v, Jet)]
     if not jets:
         return None
-    order, n_dirs = _signature(jets)
-    return [v if isinstance(v, Jet) else Jet.constant(_as_array(v), order, n_dirs) for v in values]
+    order, n_dirs = signature(jets)
+    return [v if isinstance(v, Jet) else Jet.constant(as_array(v), order, n_dirs) for v in values]
 
 
 def concatenate(values, axis=0):
@@ -173,7 +172,7 @@ def scatter_add(values, index, shape):
     shape = tuple(int(n) for n in shape)
     if isinstance(values, Jet):
         return apply("scatter_add", values, index=index, shape=shape)
-    values = _as_array(values)
+    values = as_array(values)
     out = np.zeros(shape, dtype=values.dtype)
     np.add.at(out, index, values)
     return out
@@ -192,11 +191,11 @@ def compose(x, derivatives):
     >>> np.allclose(y.coefficients()[:, 0], ts.exp(x).coefficients()[:, 0])
     True
     """
-    x = _operand(x)
+    x = operand(x)
     order = x.order if isinstance(x, Jet) else 0
     if callable(derivatives):
         derivatives = derivatives(primal(x), order)
-    derivatives = _as_array(derivatives)
+    derivatives = as_array(derivatives)
     if derivatives.ndim == 0 or derivatives.shape[0] < order + 1:
         raise ValueError(f"compose: need derivatives of orders 0..{order}, shape "
                          f"({order + 1}, *x.shape); got shape {derivatives.shape}")
@@ -212,17 +211,17 @@ def _binary_ufunc(name):
 def _true_power(a, b):
     if isinstance(a, Jet):
         return power(a, b)
-    return exp(b * log(_as_array(a)))
+    return exp(b * log(as_array(a)))
 
 
-UFUNCS = {
+UFUNCS.update({
     np.add: _binary_ufunc("add"),
-    np.subtract: lambda a, b: elementwise("add", a, -_operand(b)),
+    np.subtract: lambda a, b: elementwise("add", a, -operand(b)),
     np.multiply: _binary_ufunc("mul"),
     np.true_divide: _binary_ufunc("div"),
     np.negative: lambda x: -x,
     np.positive: lambda x: x,
-    np.matmul: lambda a, b: apply("matmul", _operand(a), _operand(b)),
+    np.matmul: lambda a, b: apply("matmul", operand(a), operand(b)),
     np.power: _true_power,
     np.exp: exp,
     np.log: log,
@@ -231,9 +230,9 @@ UFUNCS = {
     np.tanh: tanh,
     np.sin: sin,
     np.cos: cos,
-}
+})
 
-ARRAY_FUNCTIONS = {
+ARRAY_FUNCTIONS.update({
     np.sum: sum,
     np.mean: mean,
     np.reshape: reshape,
@@ -241,6 +240,6 @@ ARRAY_FUNCTIONS = {
     np.concatenate: concatenate,
     np.stack: stack,
     np.matmul: matmul,
-}
+})
 
 

@@ -46,10 +46,15 @@ import numbers
 
 import numpy as np
 
-from .rules import RULES, _check_domain, _expand_series, _nonzero, _positive
+from .rules import RULES, check_domain, expand_series, nonzero, normalise_axes, positive
+
+# numpy ufuncs and array functions -> their handlers for Jets; filled by
+# :mod:`taylorsketch.functions`, where the handlers are defined.
+UFUNCS = {}
+ARRAY_FUNCTIONS = {}
 
 
-def _as_array(value):
+def as_array(value):
     """An operand as a float64 or complex128 array (ints and bools promoted)."""
     array = np.asarray(value)
     if array.dtype == object:
@@ -86,8 +91,8 @@ class Jet:
     __array_priority__ = 1000
 
     def __init__(self, primal, series):
-        primal = _as_array(primal)
-        series = _as_array(series)
+        primal = as_array(primal)
+        series = as_array(series)
         if series.ndim != primal.ndim + 2 or series.shape[2:] != primal.shape:
             raise ValueError(
                 f"series must have shape (order, n_directions, *primal.shape) = "
@@ -109,8 +114,8 @@ class Jet:
     @classmethod
     def constant(cls, value, order, n_directions=1):
         """A jet whose series is zero: ``value`` does not move with ``t``."""
-        _check_order(order)
-        value = _as_array(value)
+        check_order(order)
+        value = as_array(value)
         return cls(value, np.zeros((order, n_directions) + value.shape, dtype=value.dtype))
 
     @classmethod
@@ -120,9 +125,9 @@ class Jet:
         ``directions`` has shape ``(M, *x.shape)``; the result has order ``order``
         and ``M`` directions, ``c_1 = v`` and ``c_r = 0`` for ``r >= 2``.
         """
-        _check_order(order)
-        x = _as_array(x)
-        directions = _as_array(directions)
+        check_order(order)
+        x = as_array(x)
+        directions = as_array(directions)
         if directions.shape[1:] != x.shape:
             raise ValueError(f"directions must have shape (M, *x.shape) = (M, {x.shape}); "
                              f"got {directions.shape}")
@@ -175,9 +180,7 @@ class Jet:
 
     def derivatives(self):
         """Derivatives ``d^r/dt^r f(x + t v)`` at 0, ``r! c_r``, shape ``(K+1, M, *S)``."""
-        full = self.coefficients()
-        factorials = np.array([math.factorial(r) for r in range(self.order + 1)], dtype=float)
-        return full * factorials.reshape((-1,) + (1,) * (full.ndim - 1))
+        return to_derivatives(self.coefficients())
 
     def __array__(self, dtype=None, copy=None):
         raise TypeError("a Jet is not an array: use .primal for c_0, .series for c_1..c_K "
@@ -186,15 +189,13 @@ class Jet:
     # -- numpy interoperability ---------------------------------------------
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
-        from . import functions
-        handler = functions.UFUNCS.get(ufunc)
+        handler = UFUNCS.get(ufunc)
         if method != "__call__" or handler is None or kwargs:
             return NotImplemented
         return handler(*inputs)
 
     def __array_function__(self, func, types, args, kwargs):
-        from . import functions
-        handler = functions.ARRAY_FUNCTIONS.get(func)
+        handler = ARRAY_FUNCTIONS.get(func)
         if handler is None:
             return NotImplemented
         return handler(*args, **kwargs)
@@ -208,7 +209,7 @@ class Jet:
         return elementwise("add", other, self)
 
     def __sub__(self, other):
-        return elementwise("add", self, -_operand(other))
+        return elementwise("add", self, -operand(other))
 
     def __rsub__(self, other):
         return elementwise("add", other, -self)
@@ -235,17 +236,16 @@ class Jet:
         return power(self, exponent)
 
     def __rpow__(self, base):
-        from .functions import exp, log
-        base = _as_array(base)
-        _check_domain("base ** jet", base, _positive, _nonzero,
-                      "it is exp(jet * log(base)) and needs a positive base")
-        return exp(self * log(base))
+        base = as_array(base)
+        check_domain("base ** jet", base, positive, nonzero,
+                     "it is exp(jet * log(base)) and needs a positive base")
+        return apply("exp", self * np.log(base))
 
     def __matmul__(self, other):
-        return apply("matmul", self, _operand(other))
+        return apply("matmul", self, operand(other))
 
     def __rmatmul__(self, other):
-        return apply("matmul", _operand(other), self)
+        return apply("matmul", operand(other), self)
 
     # -- shape and reductions ------------------------------------------------
 
@@ -255,13 +255,12 @@ class Jet:
         return apply("getitem", self, index=index)
 
     def sum(self, axis=None, keepdims=False):
-        return apply("sum", self, axis=_normalise_axis(axis), keepdims=keepdims)
+        return apply("sum", self, axis=normalise_axes(axis, self.ndim), keepdims=keepdims)
 
     def mean(self, axis=None, keepdims=False):
-        axis = _normalise_axis(axis)
-        axes = range(self.ndim) if axis is None else (axis if isinstance(axis, tuple) else (axis,))
+        axes = normalise_axes(axis, self.ndim)
         count = math.prod(self.shape[a] for a in axes)
-        return self.sum(axis, keepdims) * (1.0 / count)
+        return self.sum(axes, keepdims) * (1.0 / count)
 
     def reshape(self, *shape):
         if len(shape) == 1 and not isinstance(shape[0], numbers.Integral):
@@ -277,22 +276,25 @@ class Jet:
         return self.transpose()
 
 
-def _check_order(order):
+def to_derivatives(coeffs):
+    """Derivatives ``r! c_r`` from normalised coefficients, ``(K+1, ...)`` along axis 0.
+
+    The one conversion from this module's convention, at the API boundary.
+    """
+    factorials = np.array([math.factorial(r) for r in range(coeffs.shape[0])], dtype=float)
+    return coeffs * factorials.reshape((-1,) + (1,) * (coeffs.ndim - 1))
+
+
+def check_order(order):
     if not isinstance(order, numbers.Integral) or isinstance(order, bool) or order < 0:
         raise ValueError(f"order must be a non-negative integer; got {order!r}")
 
 
-def _normalise_axis(axis):
-    if axis is None or isinstance(axis, numbers.Integral):
-        return axis
-    return tuple(int(a) for a in axis)
+def operand(value):
+    return value if isinstance(value, Jet) else as_array(value)
 
 
-def _operand(value):
-    return value if isinstance(value, Jet) else _as_array(value)
-
-
-def _signature(jets):
+def signature(jets):
     """The common (order, n_directions) of ``jets``; mixing them is an error."""
     first = jets[0].series.shape[:2]
     if all(j.series.shape[:2] == first for j in jets):
@@ -308,9 +310,9 @@ def _signature(jets):
 
 def apply(name, *operands, **params):
     """Run the rule ``name`` on ``operands`` (Jets or arrays, at least one Jet)."""
-    operands = [_operand(o) for o in operands]
+    operands = [operand(o) for o in operands]
     jets = [o for o in operands if isinstance(o, Jet)]
-    _signature(jets)
+    signature(jets)
     primals = tuple(o.primal if isinstance(o, Jet) else o for o in operands)
     series = tuple(o.series if isinstance(o, Jet) else None for o in operands)
     primal, series = RULES[name](primals, series, **params)
@@ -319,7 +321,7 @@ def apply(name, *operands, **params):
 
 def elementwise(name, a, b):
     """A binary elementwise rule with numpy broadcasting of the primal shapes."""
-    a, b = _operand(a), _operand(b)
+    a, b = operand(a), operand(b)
     try:
         shape = np.broadcast_shapes(a.shape, b.shape)
     except ValueError:
@@ -330,7 +332,7 @@ def elementwise(name, a, b):
 
 def _align(x, ndim):
     if isinstance(x, Jet) and x.ndim < ndim:
-        return Jet._wrap(x.primal, _expand_series(x.series, ndim))
+        return Jet._wrap(x.primal, expand_series(x.series, ndim))
     return x
 
 
@@ -339,8 +341,7 @@ def power(x, exponent):
     if isinstance(exponent, np.ndarray) and exponent.ndim == 0:
         exponent = exponent.item()
     if isinstance(exponent, Jet) or np.ndim(exponent) > 0:
-        from .functions import exp, log
-        return exp(exponent * log(x))
+        return apply("exp", exponent * apply("log", x))
     if isinstance(exponent, complex) and exponent.imag == 0:
         exponent = exponent.real
     if not isinstance(exponent, numbers.Real):

@@ -18,6 +18,7 @@ up ``c_r`` of every operand.
 """
 
 import math
+import numbers
 
 import numpy as np
 import scipy.special
@@ -55,7 +56,7 @@ def _out_dtype(*arrays):
     return np.result_type(np.float64, *[a for a in arrays if a is not None])
 
 
-def _check_domain(name, x0, real_condition, complex_condition, what):
+def check_domain(name, x0, real_condition, complex_condition, what):
     if np.iscomplexobj(x0):
         bad = ~complex_condition(x0)
     else:
@@ -67,15 +68,15 @@ def _check_domain(name, x0, real_condition, complex_condition, what):
             f"not analytic ({what}), e.g. {example!r}; a jet cannot be expanded there")
 
 
-def _positive(x):
+def positive(x):
     return x > 0
 
 
-def _off_branch_cut(x):
+def off_branch_cut(x):
     return ~((x.imag == 0) & (x.real <= 0))
 
 
-def _nonzero(x):
+def nonzero(x):
     return x != 0
 
 
@@ -107,7 +108,7 @@ def _unary_kernel_rule(name, primal_fn, kernel, domain=None):
     def rule(primals, series):
         (x0,), (xs,) = primals, series
         if domain is not None:
-            _check_domain(name, x0, *domain)
+            check_domain(name, x0, *domain)
         y0 = primal_fn(x0)
         return y0, _unary_series(x0, xs, y0, kernel)
     return register(name)(rule)
@@ -149,7 +150,7 @@ def div_rule(primals, series):
     (a0, b0), (as_, bs) = primals, series
     if bs is None:
         return a0 / b0, as_ / b0
-    _check_domain("division", b0, _nonzero, _nonzero, "the divisor's primal is 0")
+    check_domain("division", b0, nonzero, nonzero, "the divisor's primal is 0")
     y0 = a0 / b0
     if as_ is None:
         as_ = np.zeros(bs.shape[:2] + (1,) * np.ndim(y0))
@@ -187,7 +188,7 @@ def _gemm(a, b):
     return a @ b
 
 
-def _expand_series(xs, ndim):
+def expand_series(xs, ndim):
     """Insert length-1 axes after (K, M) so the series has ``ndim`` trailing axes."""
     missing = ndim - (xs.ndim - 2)
     if missing <= 0:
@@ -212,12 +213,12 @@ def matmul_rule(primals, series):
     ndim = y0.ndim
     ys = None
     if as_ is not None:
-        ys = matmul_stack(_expand_series(as_, ndim), b0)
+        ys = matmul_stack(expand_series(as_, ndim), b0)
     if bs is not None:
-        term = matmul_stack(a0, _expand_series(bs, ndim))
+        term = matmul_stack(a0, expand_series(bs, ndim))
         ys = term if ys is None else ys + term
     if as_ is not None and bs is not None and as_.shape[0] >= 2:
-        ys = _matmul_cross(_expand_series(as_, ndim), _expand_series(bs, ndim), ys)
+        ys = _matmul_cross(expand_series(as_, ndim), expand_series(bs, ndim), ys)
     if a_vector and b_vector:
         return y0[..., 0, 0], ys[..., 0, 0]
     if b_vector:
@@ -247,14 +248,14 @@ def _matmul_cross(as_, bs, ys):
 
 _unary_kernel_rule("exp", np.exp, kernels.exp)
 _unary_kernel_rule("log", np.log, kernels.log,
-                   domain=(_positive, _off_branch_cut, "log needs x_0 > 0"))
+                   domain=(positive, off_branch_cut, "log needs x_0 > 0"))
 
 
 @register("pow")
 def pow_rule(primals, series, exponent):
     """``x^a`` for a real, non-integer ``a`` (integer powers are products)."""
     (x0,), (xs,) = primals, series
-    _check_domain(f"x**{exponent}", x0, _positive, _off_branch_cut,
+    check_domain(f"x**{exponent}", x0, positive, off_branch_cut,
                   "a real power needs x_0 > 0")
     y0 = np.power(x0, exponent)
     return y0, _unary_series(x0, xs, y0, lambda x, y: kernels.power(x, float(exponent), y))
@@ -316,19 +317,33 @@ def compose_rule(primals, series, derivatives):
 # structural (linear) primitives: the same map on c_0 and on every c_r
 
 
+def normalise_axes(axis, ndim):
+    """``axis`` (None, an int or a sequence of ints) as a tuple of axes in ``0..ndim-1``.
+
+    The one place where negative axes are resolved and out-of-range ones refused.
+    """
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, numbers.Integral) else tuple(axis)
+    out = []
+    for a in axes:
+        a = int(a)
+        if not -ndim <= a < ndim:
+            raise np.exceptions.AxisError(a, ndim)
+        out.append(a + ndim if a < 0 else a)
+    return tuple(out)
+
+
 def _series_axis(axis, ndim):
     """Axis of the series array that holds primal axis ``axis``."""
-    axis = axis + ndim if axis < 0 else axis
-    if not 0 <= axis < ndim:
-        raise np.exceptions.AxisError(axis, ndim)
-    return axis + 2
+    return normalise_axes(axis, ndim)[0] + 2
 
 
 @register("sum")
 def sum_rule(primals, series, axis=None, keepdims=False):
     (x0,), (xs,) = primals, series
-    axes = tuple(range(x0.ndim)) if axis is None else (axis if isinstance(axis, tuple) else (axis,))
-    series_axes = tuple(_series_axis(a, x0.ndim) for a in axes)
+    axes = normalise_axes(axis, x0.ndim)
+    series_axes = tuple(a + 2 for a in axes)
     return x0.sum(axis=axes, keepdims=keepdims), xs.sum(axis=series_axes, keepdims=keepdims)
 
 

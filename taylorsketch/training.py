@@ -13,7 +13,7 @@ from threadpoolctl import threadpool_limits
 from ._config import BLAS_THREADS
 from .deletion import deletion_indicator
 from .functions import primal as _primal
-from .jet import Jet, _as_array
+from .jet import Jet, as_array
 from .optim import Adam
 from .progress import progress_bar
 
@@ -113,7 +113,7 @@ def _weights(weights, n_docs):
     if weights is None:
         return np.zeros(n_docs)
     if not isinstance(weights, Jet):
-        weights = _as_array(weights)
+        weights = as_array(weights)
     if weights.shape != (n_docs,):
         raise ValueError(f"weights must have one entry per document ({n_docs}); got shape {weights.shape}")
     values = [weights.primal, weights.series] if isinstance(weights, Jet) else [weights]
@@ -189,7 +189,7 @@ def train_flat(model, init_params, docs, steps=None, weights=None, optimizer=Non
             i = step % len(docs)
             loss, grads = model.loss_and_grads(params, encoded[i], 1.0 - weights[i])
             flat_grads = flat.flatten(grads)
-            _check_finite(loss, flat_grads, step, i, docs[i])
+            _check_step_finite(loss, flat_grads, step, i, docs[i])
             optimizer.step(flat.flat, flat_grads)
             if bar is not None:
                 bar.update()
@@ -198,7 +198,8 @@ def train_flat(model, init_params, docs, steps=None, weights=None, optimizer=Non
     return flat
 
 
-def _check_finite(loss, grads, step, index, doc):
+def _check_step_finite(loss, grads, step, index, doc):
+    """A non-finite loss or gradient stops training, naming the step and the document."""
     values = [_primal(loss), _primal(grads)]
     if isinstance(grads, Jet):
         values.append(grads.series)

@@ -265,7 +265,8 @@ class Jet:
     def reshape(self, *shape):
         if len(shape) == 1 and not isinstance(shape[0], numbers.Integral):
             shape = shape[0]
-        return apply("reshape", self, shape=tuple(int(s) for s in np.ravel(np.asarray(shape, dtype=int))))
+        shape = tuple(int(s) for s in np.ravel(np.asarray(shape, dtype=int)))
+        return apply("reshape", self, shape=self.primal.reshape(shape).shape)   # -1 resolved
 
     def transpose(self, *axes):
         axes = axes[0] if len(axes) == 1 and not isinstance(axes[0], numbers.Integral) else axes

@@ -314,7 +314,8 @@ def compose_rule(primals, series, derivatives):
 
 
 # ----------------------------------------------------------------------------
-# structural (linear) primitives: the same map on c_0 and on every c_r
+# structural (linear) primitives: the same map on c_0 and on every c_r,
+# written once with ``structural``
 
 
 def normalise_axes(axis, ndim):
@@ -334,31 +335,56 @@ def normalise_axes(axis, ndim):
     return tuple(out)
 
 
-def _series_axis(axis, ndim):
-    """Axis of the series array that holds primal axis ``axis``."""
-    return normalise_axes(axis, ndim)[0] + 2
+def structural(name, n_ary=False):
+    """Register the rule of a structural primitive from one linear map (as JAX's ``deflinear``).
+
+    ``linear_map(x, lead, **params)`` acts on the trailing axes of ``x``
+    after ``lead`` batch axes; the rule applies it to ``c_0`` (``lead = 0``)
+    and to the series (``lead = 2``, the ``(K, M)`` axes), so the map is
+    written once for every coefficient.  With ``n_ary`` the map takes the
+    sequence of all operands.
+    """
+    def decorate(linear_map):
+        def rule(primals, series, **params):
+            if n_ary:
+                return linear_map(primals, 0, **params), linear_map(series, 2, **params)
+            return linear_map(primals[0], 0, **params), linear_map(series[0], 2, **params)
+        register(name)(rule)
+        return linear_map
+    return decorate
 
 
-@register("sum")
-def sum_rule(primals, series, axis=None, keepdims=False):
-    (x0,), (xs,) = primals, series
-    axes = normalise_axes(axis, x0.ndim)
-    series_axes = tuple(a + 2 for a in axes)
-    return x0.sum(axis=axes, keepdims=keepdims), xs.sum(axis=series_axes, keepdims=keepdims)
+def _shift(axes, lead):
+    """Primal axes as axes of an array with ``lead`` batch axes in front."""
+    return tuple(a + lead for a in axes)
 
 
-@register("reshape")
-def reshape_rule(primals, series, shape):
-    (x0,), (xs,) = primals, series
-    y0 = x0.reshape(shape)
-    return y0, xs.reshape(xs.shape[:2] + y0.shape)
+@structural("sum")
+def sum_map(x, lead, axis=None, keepdims=False):
+    return x.sum(axis=_shift(normalise_axes(axis, x.ndim - lead), lead), keepdims=keepdims)
 
 
-@register("transpose")
-def transpose_rule(primals, series, axes=None):
-    (x0,), (xs,) = primals, series
-    axes = tuple(reversed(range(x0.ndim))) if axes is None else tuple(axes)
-    return x0.transpose(axes), xs.transpose((0, 1) + tuple(_series_axis(a, x0.ndim) for a in axes))
+@structural("reshape")
+def reshape_map(x, lead, shape):
+    """``shape`` is resolved (no ``-1``): the series may have no entries at order 0."""
+    return x.reshape(x.shape[:lead] + tuple(shape))
+
+
+@structural("transpose")
+def transpose_map(x, lead, axes=None):
+    ndim = x.ndim - lead
+    axes = tuple(reversed(range(ndim))) if axes is None else normalise_axes(axes, ndim)
+    return x.transpose(tuple(range(lead)) + _shift(axes, lead))
+
+
+@structural("concatenate", n_ary=True)
+def concatenate_map(xs, lead, axis=0):
+    return np.concatenate(xs, axis=normalise_axes(axis, xs[0].ndim - lead)[0] + lead)
+
+
+@structural("stack", n_ary=True)
+def stack_map(xs, lead, axis=0):
+    return np.stack(xs, axis=normalise_axes(axis, xs[0].ndim - lead + 1)[0] + lead)
 
 
 def _explicit_index(index, ndim):
@@ -397,16 +423,3 @@ def scatter_add_rule(primals, series, index, shape):
     trailing = np.zeros(tuple(shape) + vs.shape[:2], dtype=vs.dtype)
     np.add.at(trailing, index, np.moveaxis(vs, (0, 1), (-2, -1)))
     return y0, np.moveaxis(trailing, (-2, -1), (0, 1))
-
-
-@register("concatenate")
-def concatenate_rule(primals, series, axis=0):
-    ndim = primals[0].ndim
-    return (np.concatenate(primals, axis=axis),
-            np.concatenate(series, axis=_series_axis(axis, ndim)))
-
-
-@register("stack")
-def stack_rule(primals, series, axis=0):
-    ndim = primals[0].ndim + 1
-    return np.stack(primals, axis=axis), np.stack(series, axis=_series_axis(axis, ndim))

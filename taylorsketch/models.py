@@ -11,6 +11,7 @@ paper's loss weight ``1 - w_i``, a float or a Jet).
 import math
 import random
 from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -37,6 +38,38 @@ class GPTConfig:
         for name in ("vocab_size", "n_layer", "n_embd", "n_head", "block_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1; got {getattr(self, name)}")
+
+
+class BlockCache(NamedTuple):
+    """What one transformer block's backward needs, in the order of its forward:
+    rmsnorm, linear, attention and GELU caches of :mod:`taylorsketch.nn`."""
+
+    norm_attn: tuple
+    wq: tuple
+    wk: tuple
+    wv: tuple
+    att: tuple
+    wo: tuple
+    norm_mlp: tuple
+    fc1: tuple
+    act: object
+    fc2: tuple
+
+
+class TrunkCache(NamedTuple):
+    """Embedding, input norm, one :class:`BlockCache` per layer, the head's linear cache."""
+
+    emb: tuple
+    norm_in: tuple
+    blocks: list
+    head: tuple
+
+
+class GPTCache(NamedTuple):
+    """The forward pass of one document: the trunk and the cross-entropy cache."""
+
+    trunk: TrunkCache
+    ce: tuple
 
 
 class Model:
@@ -67,7 +100,8 @@ class MicroGPT(Model):
     True
     """
 
-    def __init__(self, vocab, n_layer=1, n_embd=16, n_head=4, block_size=16, init_std=0.08):
+    def __init__(self, vocab, n_layer=GPTConfig.n_layer, n_embd=GPTConfig.n_embd, n_head=GPTConfig.n_head,
+                 block_size=GPTConfig.block_size, init_std=GPTConfig.init_std):
         self.vocab = vocab if isinstance(vocab, Vocab) else Vocab(str(vocab))
         self.config = GPTConfig(self.vocab.size, n_layer, n_embd, n_head, block_size, init_std)
 
@@ -107,57 +141,66 @@ class MicroGPT(Model):
 
     def forward(self, params, tokens):
         """Loss of one encoded document (mean over its positions) and the cache for backward."""
-        c = self.config
-        n = min(c.block_size, len(tokens) - 1)
+        n = min(self.config.block_size, len(tokens) - 1)
         inputs, targets = tokens[:n], tokens[1:n + 1]
+        logits, trunk = self._logits_forward(params, inputs)                   # (n, V)
+        loss, ce = nn.cross_entropy_forward(logits, targets)
+        return loss, GPTCache(trunk, ce)
+
+    def _logits_forward(self, params, inputs):
+        """The trunk: embeddings, the blocks, the head; logits (n, V) and their caches."""
         x, emb = nn.embedding_forward(params["wte"], params["wpe"], inputs)   # (n, C)
         x, norm_in = nn.rmsnorm_forward(x)
-        layers = []
-        for i in range(c.n_layer):
-            p = f"layer{i}."
-            h, norm_attn = nn.rmsnorm_forward(x)
-            q, _ = nn.linear_forward(h, params[p + "attn_wq"])
-            k, _ = nn.linear_forward(h, params[p + "attn_wk"])
-            v, _ = nn.linear_forward(h, params[p + "attn_wv"])
-            a, att = nn.attention_forward(q, k, v, c.n_head)
-            o, _ = nn.linear_forward(a, params[p + "attn_wo"])
-            x = x + o
-            h2, norm_mlp = nn.rmsnorm_forward(x)
-            f, _ = nn.linear_forward(h2, params[p + "mlp_fc1"])                # (n, 4C)
-            g, act = nn.gelu_forward(f)
-            o2, _ = nn.linear_forward(g, params[p + "mlp_fc2"])
-            x = x + o2
-            layers.append((h, att, a, norm_attn, h2, act, g, norm_mlp))
-        logits, _ = nn.linear_forward(x, params["lm_head"])                      # (n, V)
-        loss, ce = nn.cross_entropy_forward(logits, targets)
-        return loss, (emb, norm_in, layers, x, ce)
+        blocks = []
+        for i in range(self.config.n_layer):
+            x, block = self._block_forward(params, f"layer{i}.", x)
+            blocks.append(block)
+        logits, head = nn.linear_forward(x, params["lm_head"])                 # (n, V)
+        return logits, TrunkCache(emb, norm_in, blocks, head)
+
+    def _block_forward(self, params, p, x):
+        """One block: ``x + Wo attention(Wq h, Wk h, Wv h)``, ``h = rmsnorm(x)``, then
+        ``x + W2 gelu(W1 rmsnorm(x))``."""
+        h, norm_attn = nn.rmsnorm_forward(x)
+        q, wq = nn.linear_forward(h, params[p + "attn_wq"])
+        k, wk = nn.linear_forward(h, params[p + "attn_wk"])
+        v, wv = nn.linear_forward(h, params[p + "attn_wv"])
+        a, att = nn.attention_forward(q, k, v, self.config.n_head)
+        o, wo = nn.linear_forward(a, params[p + "attn_wo"])
+        x = x + o
+        h2, norm_mlp = nn.rmsnorm_forward(x)
+        f, fc1 = nn.linear_forward(h2, params[p + "mlp_fc1"])                  # (n, 4C)
+        g, act = nn.gelu_forward(f)
+        o2, fc2 = nn.linear_forward(g, params[p + "mlp_fc2"])
+        return x + o2, BlockCache(norm_attn, wq, wk, wv, att, wo, norm_mlp, fc1, act, fc2)
 
     def backward(self, params, cache, dloss=1.0):
         """Gradients of ``dloss * loss`` for every parameter (a dict like ``params``)."""
-        c = self.config
-        emb, norm_in, layers, x, ce = cache
+        trunk = cache.trunk
         grads = {}
-        dlogits = nn.cross_entropy_backward(dloss, ce)
-        dx, grads["lm_head"] = nn.linear_backward(dlogits, x, params["lm_head"])
-        for i in reversed(range(c.n_layer)):
-            p = f"layer{i}."
-            h, att, a, norm_attn, h2, act, g, norm_mlp = layers[i]
-            # MLP block: x = x + W2 gelu(W1 rmsnorm(x))
-            dg, grads[p + "mlp_fc2"] = nn.linear_backward(dx, g, params[p + "mlp_fc2"])
-            df = nn.gelu_backward(dg, act)
-            dh2, grads[p + "mlp_fc1"] = nn.linear_backward(df, h2, params[p + "mlp_fc1"])
-            dx = dx + nn.rmsnorm_backward(dh2, norm_mlp)
-            # attention block: x = x + Wo attention(Wq h, Wk h, Wv h), h = rmsnorm(x)
-            da, grads[p + "attn_wo"] = nn.linear_backward(dx, a, params[p + "attn_wo"])
-            dq, dk, dv = nn.attention_backward(da, att)
-            dh_q, grads[p + "attn_wq"] = nn.linear_backward(dq, h, params[p + "attn_wq"])
-            dh_k, grads[p + "attn_wk"] = nn.linear_backward(dk, h, params[p + "attn_wk"])
-            dh_v, grads[p + "attn_wv"] = nn.linear_backward(dv, h, params[p + "attn_wv"])
-            dx = dx + nn.rmsnorm_backward(dh_q + dh_k + dh_v, norm_attn)
-        dx = nn.rmsnorm_backward(dx, norm_in)
-        grads["wte"], grads["wpe"] = nn.embedding_backward(
-            dx, emb, params["wte"].shape, params["wpe"].shape)
+        dlogits = nn.cross_entropy_backward(dloss, cache.ce)
+        dx, grads["lm_head"] = nn.linear_backward(dlogits, trunk.head)
+        for i in reversed(range(self.config.n_layer)):
+            dx = self._block_backward(dx, trunk.blocks[i], f"layer{i}.", grads)
+        dx = nn.rmsnorm_backward(dx, trunk.norm_in)
+        grads["wte"], grads["wpe"] = nn.embedding_backward(dx, trunk.emb)
         return {name: grads[name] for name in self.param_shapes()}
+
+    @staticmethod
+    def _block_backward(dx, c, p, grads):
+        """The block's forward in literal reverse order; weight gradients go into ``grads``."""
+        # MLP block: x = x + W2 gelu(W1 rmsnorm(x))
+        dg, grads[p + "mlp_fc2"] = nn.linear_backward(dx, c.fc2)
+        df = nn.gelu_backward(dg, c.act)
+        dh2, grads[p + "mlp_fc1"] = nn.linear_backward(df, c.fc1)
+        dx = dx + nn.rmsnorm_backward(dh2, c.norm_mlp)
+        # attention block: x = x + Wo attention(Wq h, Wk h, Wv h), h = rmsnorm(x)
+        da, grads[p + "attn_wo"] = nn.linear_backward(dx, c.wo)
+        dq, dk, dv = nn.attention_backward(da, c.att)
+        dh_q, grads[p + "attn_wq"] = nn.linear_backward(dq, c.wq)
+        dh_k, grads[p + "attn_wk"] = nn.linear_backward(dk, c.wk)
+        dh_v, grads[p + "attn_wv"] = nn.linear_backward(dv, c.wv)
+        return dx + nn.rmsnorm_backward(dh_q + dh_k + dh_v, c.norm_attn)
 
     # -- measurements and sampling ---------------------------------------------
 
@@ -182,19 +225,7 @@ class MicroGPT(Model):
 
     def logits(self, params, inputs):
         """Next-token logits (n, V) for every position of ``inputs`` (ids, at most block_size)."""
-        c = self.config
-        x, _ = nn.embedding_forward(params["wte"], params["wpe"], inputs)
-        x, _ = nn.rmsnorm_forward(x)
-        for i in range(c.n_layer):
-            p = f"layer{i}."
-            h, _ = nn.rmsnorm_forward(x)
-            a, _ = nn.attention_forward(*(nn.linear_forward(h, params[p + w])[0]
-                                          for w in ("attn_wq", "attn_wk", "attn_wv")), c.n_head)
-            x = x + nn.linear_forward(a, params[p + "attn_wo"])[0]
-            h2, _ = nn.rmsnorm_forward(x)
-            x = x + nn.linear_forward(nn.gelu_forward(nn.linear_forward(h2, params[p + "mlp_fc1"])[0])[0],
-                                      params[p + "mlp_fc2"])[0]
-        return nn.linear_forward(x, params["lm_head"])[0]
+        return self._logits_forward(params, inputs)[0]
 
     def sample(self, params, n=10, temperature=0.5, seed=0):
         """Draw ``n`` names from the model (plain or jet parameters; a jet's primal is used)."""
@@ -284,28 +315,28 @@ class MLP(Model):
 
     def forward(self, params, encoded):
         x, y = encoded                                             # (1, n_in), target
-        z, _ = nn.linear_forward(x, params["w1"])                  # (1, n_hidden)
+        z, fc1 = nn.linear_forward(x, params["w1"])                # (1, n_hidden)
         z = z + params["b1"]
         h = tanh(z)
-        out, _ = nn.linear_forward(h, params["w2"])                # (1, n_out)
+        out, fc2 = nn.linear_forward(h, params["w2"])              # (1, n_out)
         out = out + params["b2"]
         if self.task == "regression":
             loss, lcache = nn.mse_forward(out, y)
         else:
             loss, lcache = nn.cross_entropy_forward(out, y)
-        return loss, (x, h, lcache)
+        return loss, (fc1, h, fc2, lcache)
 
     def backward(self, params, cache, dloss=1.0):
-        x, h, lcache = cache
+        fc1, h, fc2, lcache = cache
         if self.task == "regression":
             dout = nn.mse_backward(dloss, lcache)
         else:
             dout = nn.cross_entropy_backward(dloss, lcache)
         grads = {"b2": dout.sum(axis=0)}
-        dh, grads["w2"] = nn.linear_backward(dout, h, params["w2"])
-        dz = dh * (1.0 - h * h)
+        dh, grads["w2"] = nn.linear_backward(dout, fc2)
+        dz = dh * (1.0 - h * h)                                    # tanh' = 1 - tanh^2
         grads["b1"] = dz.sum(axis=0)
-        _, grads["w1"] = nn.linear_backward(dz, x, params["w1"])
+        _, grads["w1"] = nn.linear_backward(dz, fc1)
         return {name: grads[name] for name in self.param_shapes()}
 
     def predict(self, params, x):

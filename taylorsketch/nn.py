@@ -1,8 +1,8 @@
 """Layers as forward/backward pairs, on numpy arrays and on Jets alike.
 
-Each ``*_forward`` returns ``(output, cache)``; the matching ``*_backward``
-takes the output gradient and that cache and returns the input (and weight)
-gradients.  No tape and no graph: the model's backward calls the layer
+Each ``*_forward`` returns ``(output, cache)``; the matching
+``*_backward(dy, cache)`` takes the output gradient and that cache, and only
+them, and returns the input (and weight) gradients.  No tape and no graph: the model's backward calls the layer
 backwards in the literal reverse order of its forward, as in llm.c.  Every
 function is written with ``ts`` operations only, so parameters, activations
 and gradients may all be Jets (that is how a whole training run is
@@ -20,23 +20,25 @@ from .functions import erf, exp, gelu, log_softmax, scatter_add, softmax
 
 
 def linear_forward(x, w):
-    """``y = x W^T`` for a weight stored ``(n_out, n_in)``: x (n, n_in) -> y (n, n_out)."""
-    return x @ w.T, x
+    """``y = x W^T`` for a weight stored ``(n_out, n_in)``: x (n, n_in) -> y (n, n_out); cache ``(x, w)``."""
+    return x @ w.T, (x, w)
 
 
-def linear_backward(dy, x, w):
+def linear_backward(dy, cache):
     """Returns ``(dx, dW)``: ``dx = dy W`` and ``dW = dy^T x``."""
+    x, w = cache
     return dy @ w, dy.T @ x
 
 
 def embedding_forward(wte, wpe, tokens):
-    """Token plus position embedding: tokens (n,) -> (n, C)."""
+    """Token plus position embedding: tokens (n,) -> (n, C); cache ``(tokens, wte.shape, wpe.shape)``."""
     positions = np.arange(len(tokens))
-    return wte[tokens] + wpe[positions], tokens
+    return wte[tokens] + wpe[positions], (tokens, wte.shape, wpe.shape)
 
 
-def embedding_backward(dx, tokens, wte_shape, wpe_shape):
+def embedding_backward(dx, cache):
     """Returns ``(dwte, dwpe)``: rows scattered back, repeated tokens accumulating."""
+    tokens, wte_shape, wpe_shape = cache
     return scatter_add(dx, tokens, wte_shape), scatter_add(dx, np.arange(len(tokens)), wpe_shape)
 
 
@@ -56,12 +58,13 @@ def rmsnorm_backward(dy, cache):
 
 
 def gelu_forward(x):
-    """Exact GELU, ``x Phi(x)``."""
+    """Exact GELU, ``x Phi(x)``; the cache is ``x``."""
     return gelu(x), x
 
 
-def gelu_backward(dy, x):
+def gelu_backward(dy, cache):
     """``GELU'(x) = Phi(x) + x phi(x)``, with every order of it exact."""
+    x = cache
     cdf = 0.5 * (1.0 + erf(x * (1.0 / math.sqrt(2.0))))
     pdf = exp(-0.5 * (x * x)) * (1.0 / math.sqrt(2.0 * math.pi))
     return dy * (cdf + x * pdf)
@@ -128,10 +131,12 @@ def cross_entropy_backward(dloss, cache):
 
 
 def mse_forward(pred, target):
-    """Mean squared error ``mean((pred - target)^2)``."""
+    """Mean squared error ``mean((pred - target)^2)``; the cache is ``pred - target``."""
     diff = pred - target
     return (diff * diff).mean(), diff
 
 
-def mse_backward(dloss, diff):
+def mse_backward(dloss, cache):
+    """``dpred = dloss * 2 (pred - target) / size``."""
+    diff = cache
     return diff * (dloss * (2.0 / diff.size))

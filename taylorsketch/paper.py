@@ -9,7 +9,7 @@ import random
 from dataclasses import dataclass
 
 from .data import Vocab, load_names
-from .models import MicroGPT
+from .models import GPTConfig, MicroGPT
 
 
 @dataclass
@@ -25,7 +25,8 @@ class PaperSetup:
         return MicroGPT(self.vocab, **self.sizes)
 
 
-def setup(seed=42, n_layer=1, n_embd=16, n_head=4, block_size=16):
+def setup(seed=42, n_layer=GPTConfig.n_layer, n_embd=GPTConfig.n_embd, n_head=GPTConfig.n_head,
+          block_size=GPTConfig.block_size):
     """The paper's documents, vocabulary and initial parameters.
 
     >>> import taylorsketch as ts

@@ -58,10 +58,10 @@ def layers():
 
     return {
         "linear": Layer(lambda x, w: nn.linear_forward(x, w)[0],
-                        lambda u, x, w: nn.linear_backward(u, x, w),
+                        lambda u, x, w: nn.linear_backward(u, nn.linear_forward(x, w)[1]),
                         (normal(3, 4), normal(5, 4))),
         "embedding": Layer(lambda wte, wpe: nn.embedding_forward(wte, wpe, TOKENS)[0],
-                           lambda u, wte, wpe: nn.embedding_backward(u, TOKENS, wte.shape, wpe.shape),
+                           lambda u, wte, wpe: nn.embedding_backward(u, nn.embedding_forward(wte, wpe, TOKENS)[1]),
                            (normal(4, 3), normal(7, 3))),     # wpe has rows past n: zero gradient
         "rmsnorm": Layer(lambda x: nn.rmsnorm_forward(x)[0],
                          lambda u, x: (nn.rmsnorm_backward(u, nn.rmsnorm_forward(x)[1]),),
@@ -153,7 +153,7 @@ def test_backward_entrywise(name):
 def test_embedding_repeated_tokens_accumulate():
     """Token 2 appears three times: its gradient row is the sum of those three positions."""
     dx = np.arange(15.0).reshape(5, 3)
-    dwte, dwpe = nn.embedding_backward(dx, TOKENS, (4, 3), (7, 3))
+    dwte, dwpe = nn.embedding_backward(dx, (TOKENS, (4, 3), (7, 3)))
     np.testing.assert_array_equal(dwte[2], dx[0] + dx[2] + dx[3])
     np.testing.assert_array_equal(dwte[3], 0.0)
     np.testing.assert_array_equal(dwpe[:5], dx)

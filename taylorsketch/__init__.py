@@ -20,5 +20,7 @@ from .models import MLP, MicroGPT
 from .optim import Adam
 from .training import retrain, train
 from . import deletion, measure
-from .sketch import Prediction, Sketch, SketchFileError, Stability, precompute
+from .estimator import Prediction, Stability
+from .precomputation import precompute
+from .sketch import Sketch, SketchFileError
 from .validation import Validation, validate

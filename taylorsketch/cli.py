@@ -19,7 +19,8 @@ from . import paper, reproduce
 from .data import Vocab
 from .deletion import deletion_indicator
 from .models import MicroGPT
-from .sketch import Sketch, SketchFileError, precompute
+from .precomputation import precompute
+from .sketch import Sketch, SketchFileError
 from .training import retrain
 from .validation import validate
 

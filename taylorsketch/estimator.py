@@ -1,5 +1,6 @@
-r"""The sketch estimator (method.md section 3): deletion sets, random directions,
-and the unbiased estimate of a measurement after a deletion.
+r"""The estimators (method.md section 3), as pure functions on coefficient arrays:
+random directions, the unbiased sketch estimate of a measurement after a
+deletion, the exact-direction estimate, and the stability fit.
 
 One jet training along ``M`` random complex directions ``psi_j`` of the loss
 weights stores the trained parameters' jets.  For a measurement ``phi`` with
@@ -147,3 +148,55 @@ def estimate(coeffs, directions, indicator, degree, t=1.0, groups=None):
     stderr = float(stderr) if np.ndim(stderr) == 0 else stderr
     return Prediction(value, stderr, terms, term_stderr, base, degree,
                       float(t) if t.ndim == 0 else t, int(len(support)), m, groups)
+
+
+def scale_along(psi, indicator):
+    """``a`` with ``indicator = a psi`` (a real), or None when ``indicator`` is not along ``psi``."""
+    support = indicator != 0
+    if not np.any(support) or np.any(psi[~support] != 0):
+        return None
+    ratios = indicator[support] / psi[support]
+    if not np.allclose(ratios, ratios[0], rtol=1e-12, atol=0):
+        return None
+    if abs(np.imag(ratios[0])) > 1e-12 * abs(ratios[0]):
+        return None
+    return float(np.real(ratios[0]))
+
+
+def estimate_exact(coeffs, directions, indicator, degree, t=1.0):
+    """Exact-direction mode (method.md section 3): ``c_0 + sum_r c_r (a t)^r`` when
+    ``indicator = a psi_j`` for a stored direction ``psi_j``; no sampling error.
+
+    ``coeffs`` (M, K+1) along ``directions`` (M, n); ``indicator`` (n,).
+    """
+    for j, psi in enumerate(directions):
+        scale = scale_along(psi, indicator)
+        if scale is not None:
+            t = np.asarray(t, dtype=float)
+            powers = (scale * t)[None] ** np.arange(1, degree + 1).reshape((-1,) + (1,) * t.ndim)
+            terms = np.real(coeffs[j, 1:degree + 1].reshape((-1,) + (1,) * t.ndim) * powers)
+            base = float(np.real(coeffs[j, 0]))
+            value = base + terms.sum(axis=0)
+            zeros = np.zeros_like(terms)
+            return Prediction(value, np.zeros_like(value), terms, zeros, base, degree,
+                              t, int(indicator.sum()), len(directions), exact=True)
+    raise ValueError("this sketch holds explicit directions; it predicts only deletions along "
+                     "one of them (e.g. the indicator it was computed for)")
+
+
+def fit_stability(coeffs, n):
+    """Per-order ``log2 ||T_r||_F`` estimates and their quadratic fit; see :class:`Stability`.
+
+    ``coeffs`` (M, K+1) along random directions on the sphere of ``C^n``.
+    """
+    coeffs = coeffs[:, 1:]
+    orders = np.arange(1, coeffs.shape[1] + 1)
+    log_c = 0.5 * log_binom(n, orders) / math.log(2)
+    with np.errstate(divide="ignore"):
+        per_direction = log_c + np.log2(np.abs(coeffs))
+        combined = log_c + 0.5 * np.log2(np.mean(np.abs(coeffs) ** 2, axis=0))
+    finite = np.isfinite(combined)
+    curvature, slope = float("nan"), float("nan")
+    if finite.sum() >= 3:
+        curvature, slope, _ = np.polyfit(orders[finite], combined[finite], 2)
+    return Stability(orders, per_direction, combined, float(curvature), float(slope))

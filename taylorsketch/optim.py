@@ -44,6 +44,11 @@ class Adam:
         self.m = None
         self.v = None
 
+    def describe(self):
+        """The settings (JSON-ready), as a sketch records them."""
+        return {"optimizer": "Adam", "lr": self.lr, "beta1": self.beta1, "beta2": self.beta2,
+                "eps": self.eps, "schedule": "linear decay"}
+
     def learning_rate(self, step):
         return self.lr * (1.0 - step / self.total_steps)
 

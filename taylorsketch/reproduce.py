@@ -22,7 +22,7 @@ import numpy as np
 from . import __version__, measure, paper
 from ._io import write_json, write_text
 from .deletion import deletion_indicator
-from .sketch import precompute
+from .precomputation import precompute
 from .training import retrain
 
 # the paper's check value: plain training, 1000 steps, loss on "max" (method.md section 4)

@@ -1,9 +1,10 @@
 """The sketch: one jet training along M directions of the loss weights, kept.
 
-:func:`precompute` trains once in jet arithmetic; a :class:`Sketch` holds the
-trained parameters' jets and answers measurements and deletions through the
-estimator of :mod:`taylorsketch.estimator`; it is saved as ``.npz`` arrays
-plus JSON metadata, and shards of one precomputation merge into one sketch.
+:func:`taylorsketch.precomputation.precompute` trains once in jet arithmetic;
+a :class:`Sketch` holds the trained parameters' jets and answers measurements
+and deletions through the pure estimators of :mod:`taylorsketch.estimator`;
+it is saved as ``.npz`` arrays plus JSON metadata, and shards of one
+precomputation merge into one sketch.
 
 Shape legend: n = training documents, M = directions, K = order, P = number
 of parameters.
@@ -18,17 +19,15 @@ import zipfile
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from . import deletion
 from ._config import BLAS_THREADS
 from ._io import atomic_write
 from .data import Vocab
-from . import deletion
-from .estimator import Prediction, Stability, estimate, log_binom, random_directions
+from .estimator import estimate, estimate_exact, fit_stability
 from .jet import Jet
 from .measure import as_measure
 from .models import MLP, MicroGPT
-from .optim import Adam
-from .progress import progress_bar
-from .training import FlatParams, check_params, train_flat
+from .training import FlatParams
 
 FORMAT_VERSION = 1
 
@@ -176,40 +175,14 @@ class Sketch:
             raise ValueError(f"degree must be in 0..{self.order}; got {degree}")
         coeffs = self.coefficients(measure)
         if self.kind == "explicit":
-            return self._predict_explicit(coeffs, indicator, degree, t)
+            return estimate_exact(coeffs, self.directions, indicator, degree, t)
         return estimate(coeffs, self.directions, indicator, degree, t, groups)
-
-    def _predict_explicit(self, coeffs, indicator, degree, t):
-        """Exact-direction mode: the deletion must lie along a stored direction."""
-        for j, psi in enumerate(self.directions):
-            scale = _scale_along(psi, indicator)
-            if scale is not None:
-                t = np.asarray(t, dtype=float)
-                powers = (scale * t)[None] ** np.arange(1, degree + 1).reshape((-1,) + (1,) * t.ndim)
-                terms = np.real(coeffs[j, 1:degree + 1].reshape((-1,) + (1,) * t.ndim) * powers)
-                base = float(np.real(coeffs[j, 0]))
-                value = base + terms.sum(axis=0)
-                zeros = np.zeros_like(terms)
-                return Prediction(value, np.zeros_like(value), terms, zeros, base, degree,
-                                  t, int(indicator.sum()), self.n_directions, exact=True)
-        raise ValueError("this sketch holds explicit directions; it predicts only deletions along "
-                         "one of them (e.g. the indicator it was computed for)")
 
     def stability(self, measure):
         """Per-order ``log2 ||T_r||_F`` estimates; see :class:`Stability`."""
         if self.kind != "random":
             raise ValueError("stability needs random directions; this sketch holds explicit ones")
-        coeffs = self.coefficients(measure)[:, 1:]
-        orders = np.arange(1, self.order + 1)
-        log_c = 0.5 * log_binom(self.n_docs, orders) / math.log(2)
-        with np.errstate(divide="ignore"):
-            per_direction = log_c + np.log2(np.abs(coeffs))
-            combined = log_c + 0.5 * np.log2(np.mean(np.abs(coeffs) ** 2, axis=0))
-        finite = np.isfinite(combined)
-        curvature, slope = float("nan"), float("nan")
-        if finite.sum() >= 3:
-            curvature, slope, _ = np.polyfit(orders[finite], combined[finite], 2)
-        return Stability(orders, per_direction, combined, float(curvature), float(slope))
+        return fit_stability(self.coefficients(measure), self.n_docs)
 
     # -- persistence ---------------------------------------------------------
 
@@ -290,130 +263,3 @@ class Sketch:
         return cls(first.model, first.primal,
                    np.concatenate([s.series for s in sketches], axis=1)[:, order],
                    np.concatenate([s.directions for s in sketches])[order], ids[order], meta)
-
-
-def _scale_along(psi, indicator):
-    """``a`` with ``indicator = a psi``, or None."""
-    support = indicator != 0
-    if not np.any(support) or np.any(psi[~support] != 0):
-        return None
-    ratios = indicator[support] / psi[support]
-    if not np.allclose(ratios, ratios[0], rtol=1e-12, atol=0):
-        return None
-    if abs(np.imag(ratios[0])) > 1e-12 * abs(ratios[0]):
-        return None
-    return float(np.real(ratios[0]))
-
-
-# ----------------------------------------------------------------------------
-# precompute
-
-
-def precompute(model, init_params, docs, order, directions, seed=0, steps=None, batch_size=None,
-               shard=0, num_shards=1, workers=1, progress=None, data=None):
-    """Train once in jet arithmetic along ``directions`` of the loss weights.
-
-    Parameters
-    ----------
-    model, init_params, docs, steps : as for :func:`taylorsketch.train`
-    order : int, the jet order K
-    directions : int M (random complex directions, unit sphere of C^n, seeded) or an
-        explicit ``(M, n)`` array (e.g. ``indicator[None, :]``: the exact-direction mode)
-    seed : int, seeds the random directions (direction j depends on (seed, j) only)
-    batch_size : directions trained together in one pass (bounds memory; default
-        all at once up to 128)
-    shard, num_shards : compute only shard ``shard`` of ``num_shards`` equal blocks of
-        the M random directions; join the shards with :meth:`Sketch.merge`
-    workers : processes to train batches in parallel (started with ``spawn``: a script
-        that uses them needs the ``if __name__ == "__main__":`` guard)
-    progress : bool or None (a bar when stderr is a terminal)
-    data : optional JSON-able description of where ``docs`` came from (kept in the file)
-
-    Returns
-    -------
-    Sketch
-    """
-    docs = list(docs)
-    n = len(docs)
-    if not isinstance(order, (int, np.integer)) or order < 1:
-        raise ValueError(f"order must be an integer >= 1; got {order!r}")
-    check_params(model, init_params)
-    steps = n if steps is None else int(steps)
-    if isinstance(directions, (int, np.integer)):
-        total = int(directions)
-        if total < 1:
-            raise ValueError(f"directions must be >= 1; got {total}")
-        if not 0 <= shard < num_shards or num_shards > total:
-            raise ValueError(f"need 0 <= shard < num_shards <= directions; got shard={shard}, "
-                             f"num_shards={num_shards}, directions={total}")
-        bounds = np.linspace(0, total, num_shards + 1).astype(int)
-        ids = np.arange(bounds[shard], bounds[shard + 1])
-        psi = random_directions(n, ids, seed)
-        kind = "random"
-    else:
-        psi = np.asarray(directions)
-        if psi.ndim != 2 or psi.shape[1] != n:
-            raise ValueError(f"explicit directions must have shape (M, n_docs) = (M, {n}); got {psi.shape}")
-        if not np.all(np.isfinite(psi)):
-            raise ValueError("directions contain non-finite values")
-        psi = psi.astype(np.result_type(psi, np.float64))
-        ids = np.full(len(psi), -1)
-        total = len(psi)
-        kind = "explicit"
-    batch = min(len(psi), 128) if batch_size is None else int(batch_size)
-    chunks = [(a, min(a + batch, len(psi))) for a in range(0, len(psi), batch)]
-    series = np.empty((order, len(psi), sum(math.prod(s) for s in model.param_shapes().values())),
-                      dtype=np.result_type(psi, np.float64))
-    primal = None
-    jobs = [(model, init_params, docs, steps, order, psi[a:b]) for a, b in chunks]
-    bar = progress_bar(len(chunks), progress, "precompute")
-    for (a, b), (p0, ps) in zip(chunks, _run(jobs, workers)):
-        primal = p0
-        series[:, a:b] = ps
-        if bar is not None:
-            bar.update()
-    if bar is not None:
-        bar.close()
-    opt = Adam(total_steps=max(steps, 1))
-    meta = {"kind": kind, "order": int(order), "seed": int(seed), "n_docs": n,
-            "total_directions": int(total), "shard": int(shard), "num_shards": int(num_shards),
-            "fingerprint": fingerprint(docs), "model": model.describe(),
-            "training": {"steps": steps, "optimizer": "Adam", "lr": opt.lr, "beta1": opt.beta1,
-                         "beta2": opt.beta2, "eps": opt.eps, "schedule": "linear decay"},
-            "data": data}
-    return Sketch(model, primal, series, psi, ids, meta)
-
-
-def _train_batch(job):
-    model, init_params, docs, steps, order, psi = job
-    weights = Jet.from_directions(np.zeros(len(docs)), psi, order)
-    trained = train_flat(model, init_params, docs, steps=steps, weights=weights, progress=False).flat
-    return trained.primal, trained.series
-
-
-def _run(jobs, workers):
-    """Train the batches, in ``workers`` fresh processes when asked (spawned, not
-    forked: numba's thread pool does not survive a fork)."""
-    if workers is None or workers <= 1 or len(jobs) <= 1:
-        yield from map(_train_batch, jobs)
-        return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-    from concurrent.futures.process import BrokenProcessPool
-    workers = min(int(workers), len(jobs))
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_worker_init, initargs=(threads,)) as pool:
-        try:
-            yield from pool.map(_train_batch, jobs)
-        except BrokenProcessPool:
-            raise RuntimeError(
-                "precompute: a worker process died. Workers are started afresh and import the "
-                "calling script: in a script, call precompute(workers=...) from under "
-                "`if __name__ == '__main__':`; otherwise check memory (each worker holds its "
-                "batch of directions)") from None
-
-
-def _worker_init(threads):
-    import numba
-    numba.set_num_threads(threads)

@@ -23,7 +23,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import taylorsketch as ts
-from taylorsketch.sketch import Sketch, estimate, random_directions
+from taylorsketch.estimator import estimate, random_directions
+from taylorsketch.sketch import Sketch
 
 # ----------------------------------------------------------------------------
 # a polynomial circuit: g(w) = a_0 + sum_r <T_r, w^{(x) r}> with symmetric T_r

@@ -12,7 +12,7 @@ import numpy as np
 import scipy.special
 
 from .jet import ARRAY_FUNCTIONS, UFUNCS, Jet, apply, as_array, elementwise, operand, power, signature
-from .rules import normalise_axes
+from .shape_rules import normalise_axes
 
 __all__ = [
     "primal", "exp", "log", "sqrt", "reciprocal", "tanh", "sigmoid", "erf", "gelu", "sin", "cos",

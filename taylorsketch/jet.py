@@ -46,7 +46,8 @@ import numbers
 
 import numpy as np
 
-from .rules import RULES, check_domain, expand_series, nonzero, normalise_axes, positive
+from .rules import RULES, check_domain, expand_series, nonzero, positive
+from .shape_rules import normalise_axes
 
 # numpy ufuncs and array functions -> their handlers for Jets; filled by
 # :mod:`taylorsketch.functions`, where the handlers are defined.

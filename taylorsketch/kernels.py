@@ -1,8 +1,15 @@
 """Numba kernels on plain coefficient arrays (tier 1: no classes, no Jets).
 
-Every kernel works on *full* coefficient arrays of shape ``(K+1, L)``: row
-``r`` holds the coefficients ``c_r`` of ``L`` independent scalar series, and
-row 0 holds the primal (repeated for every direction that shares it).  The
+Two array layouts, one per section of this file:
+
+* the *series kernels* (everything but the last) work on full coefficient
+  arrays of shape ``(K+1, L)``: row ``r`` holds the coefficients ``c_r`` of
+  ``L`` independent scalar series, and row 0 holds the primal (repeated for
+  every direction that shares it);
+* the *optimiser kernel* :func:`adam_update` works on a Jet's own storage,
+  the primal ``(P,)`` once beside the series ``(K, M, P)``, because the
+  optimiser state is the largest array of a jet run and is updated in place
+  (a full ``(K+1, M*P)`` copy per step would double its memory traffic).  The
 convention is the normalised one of :mod:`taylorsketch.jet`,
 ``c_r = f^(r)(0) / r!``, so products are plain Cauchy products.
 
@@ -16,7 +23,8 @@ ch. 13).  Each kernel below states its recurrence.  Row 0 of every output is
 written by the caller (it is the ordinary function value, computed once by
 numpy); kernels fill rows 1..K.
 
-Shape legend: K = order, L = number of scalars (directions x elements).
+Shape legend: K = order, L = number of scalars (directions x elements),
+M = directions, P = parameters.
 """
 
 import numba
@@ -175,6 +183,10 @@ def compose(x, derivatives, out):
         for k in range(n_rows):
             for l in range(n):
                 u_pow[k, l] = nxt[k, l]
+
+
+# ----------------------------------------------------------------------------
+# the optimiser kernel: primal (P,) beside series (K, M, P), not (K+1, L)
 
 
 @numba.njit(**NUMBA_PARALLEL_OPTIONS)

@@ -10,7 +10,9 @@ directions, or ``None`` for an operand that is a constant.  Rules see plain
 arrays only; :mod:`taylorsketch.jet` wraps them for the ``Jet`` type.  Every
 rule is registered in :data:`RULES` right after its definition.  Operations
 that are compositions of these (``sqrt``, ``sigmoid``, ``gelu``, ``softmax``,
-...) have no rule of their own: see :mod:`taylorsketch.functions`.
+...) have no rule of their own: see :mod:`taylorsketch.functions`.  The
+structural primitives (``sum``, ``reshape``, indexing, ...) are registered
+here too, from :mod:`taylorsketch.shape_rules`.
 
 Operands of elementwise rules arrive with equal ``ndim`` (the caller inserts
 length-1 axes after the two leading series axes), so numpy broadcasting lines
@@ -18,7 +20,6 @@ up ``c_r`` of every operand.
 """
 
 import math
-import numbers
 
 import numpy as np
 import scipy.special
@@ -311,115 +312,3 @@ def compose_rule(primals, series, derivatives):
     y = np.empty_like(x)
     kernels.compose(x, d, y)
     return derivatives[0].copy(), _unfull(y, order, n_dirs, shape)
-
-
-# ----------------------------------------------------------------------------
-# structural (linear) primitives: the same map on c_0 and on every c_r,
-# written once with ``structural``
-
-
-def normalise_axes(axis, ndim):
-    """``axis`` (None, an int or a sequence of ints) as a tuple of axes in ``0..ndim-1``.
-
-    The one place where negative axes are resolved and out-of-range ones refused.
-    """
-    if axis is None:
-        return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, numbers.Integral) else tuple(axis)
-    out = []
-    for a in axes:
-        a = int(a)
-        if not -ndim <= a < ndim:
-            raise np.exceptions.AxisError(a, ndim)
-        out.append(a + ndim if a < 0 else a)
-    return tuple(out)
-
-
-def structural(name, n_ary=False):
-    """Register the rule of a structural primitive from one linear map (as JAX's ``deflinear``).
-
-    ``linear_map(x, lead, **params)`` acts on the trailing axes of ``x``
-    after ``lead`` batch axes; the rule applies it to ``c_0`` (``lead = 0``)
-    and to the series (``lead = 2``, the ``(K, M)`` axes), so the map is
-    written once for every coefficient.  With ``n_ary`` the map takes the
-    sequence of all operands.
-    """
-    def decorate(linear_map):
-        def rule(primals, series, **params):
-            if n_ary:
-                return linear_map(primals, 0, **params), linear_map(series, 2, **params)
-            return linear_map(primals[0], 0, **params), linear_map(series[0], 2, **params)
-        register(name)(rule)
-        return linear_map
-    return decorate
-
-
-def _shift(axes, lead):
-    """Primal axes as axes of an array with ``lead`` batch axes in front."""
-    return tuple(a + lead for a in axes)
-
-
-@structural("sum")
-def sum_map(x, lead, axis=None, keepdims=False):
-    return x.sum(axis=_shift(normalise_axes(axis, x.ndim - lead), lead), keepdims=keepdims)
-
-
-@structural("reshape")
-def reshape_map(x, lead, shape):
-    """``shape`` is resolved (no ``-1``): the series may have no entries at order 0."""
-    return x.reshape(x.shape[:lead] + tuple(shape))
-
-
-@structural("transpose")
-def transpose_map(x, lead, axes=None):
-    ndim = x.ndim - lead
-    axes = tuple(reversed(range(ndim))) if axes is None else normalise_axes(axes, ndim)
-    return x.transpose(tuple(range(lead)) + _shift(axes, lead))
-
-
-@structural("concatenate", n_ary=True)
-def concatenate_map(xs, lead, axis=0):
-    return np.concatenate(xs, axis=normalise_axes(axis, xs[0].ndim - lead)[0] + lead)
-
-
-@structural("stack", n_ary=True)
-def stack_map(xs, lead, axis=0):
-    return np.stack(xs, axis=normalise_axes(axis, xs[0].ndim - lead + 1)[0] + lead)
-
-
-def _explicit_index(index, ndim):
-    """Replace ``...`` by full slices, so the index never reaches past the primal's axes."""
-    index = index if isinstance(index, tuple) else (index,)
-    if not any(i is Ellipsis for i in index):
-        return index
-    used = sum(np.ndim(i) if isinstance(i, np.ndarray) and i.dtype == bool else 1
-               for i in index if i is not None and i is not Ellipsis)
-    at = next(n for n, i in enumerate(index) if i is Ellipsis)
-    return index[:at] + (slice(None),) * (ndim - used) + index[at + 1:]
-
-
-@register("getitem")
-def getitem_rule(primals, series, index):
-    """Indexing, basic and advanced.  The series is indexed with its (K, M) axes moved
-    to the end, so numpy's placement of advanced-index axes matches the primal's."""
-    (x0,), (xs,) = primals, series
-    index = _explicit_index(index, x0.ndim)
-    y0 = x0[index]
-    if all(i is None or isinstance(i, slice)
-           or (isinstance(i, (int, np.integer)) and not isinstance(i, bool)) for i in index):
-        return y0, xs[(slice(None), slice(None)) + index]     # basic indexing: a view
-    trailing = np.moveaxis(xs, (0, 1), (-2, -1))[index]
-    return y0, np.moveaxis(trailing, (-2, -1), (0, 1))
-
-
-@register("scatter_add")
-def scatter_add_rule(primals, series, index, shape):
-    """Adjoint of indexing: zeros of ``shape`` with the values added at ``index``
-    (repeated indices accumulate, as ``np.add.at``)."""
-    (v0,), (vs,) = primals, series
-    index = _explicit_index(index, len(shape))
-    y0 = np.zeros(shape, dtype=v0.dtype)
-    np.add.at(y0, index, v0)
-    trailing = np.zeros(tuple(shape) + vs.shape[:2], dtype=vs.dtype)
-    np.add.at(trailing, index, np.moveaxis(vs, (0, 1), (-2, -1)))
-    return y0, np.moveaxis(trailing, (-2, -1), (0, 1))

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from taylorsketch import cli, reproduce
+from taylorsketch import cli, report, reproduce
 
 TINY = {"n_docs": 40, "steps": 40,
         "fig1": {"order": 5, "directions": 2, "seed": 0, "doc_index": 0, "batch_size": 2},
@@ -93,7 +93,7 @@ def test_resume_reuses_completed_figures(tiny, tmp_path, capsys, monkeypatch):
 
 
 def test_missing_matplotlib_still_writes_numbers(tiny, tmp_path, monkeypatch):
-    monkeypatch.setattr(reproduce, "_pyplot", lambda: None)
+    monkeypatch.setattr(report, "_pyplot", lambda: None)
     _, text = reproduce.run("fig2", preset=tiny, out=str(tmp_path), workers=1)
     assert (tmp_path / "fig2.json").exists() and not (tmp_path / "fig2.png").exists()
     assert "matplotlib is not installed" in text and "pip install" in text

@@ -105,8 +105,9 @@ class Jet:
         self.series = series
 
     @classmethod
-    def _wrap(cls, primal, series):
-        """Trusted constructor for rule outputs (no checks)."""
+    def wrap(cls, primal, series):
+        """Trusted constructor (no checks, no copies): for rule outputs and for views
+        of buffers whose shapes the caller has already fixed."""
         jet = object.__new__(cls)
         jet.primal = np.asarray(primal)
         jet.series = series
@@ -318,7 +319,7 @@ def apply(name, *operands, **params):
     primals = tuple(o.primal if isinstance(o, Jet) else o for o in operands)
     series = tuple(o.series if isinstance(o, Jet) else None for o in operands)
     primal, series = RULES[name](primals, series, **params)
-    return Jet._wrap(primal, series)
+    return Jet.wrap(primal, series)
 
 
 def elementwise(name, a, b):
@@ -334,7 +335,7 @@ def elementwise(name, a, b):
 
 def _align(x, ndim):
     if isinstance(x, Jet) and x.ndim < ndim:
-        return Jet._wrap(x.primal, expand_series(x.series, ndim))
+        return Jet.wrap(x.primal, expand_series(x.series, ndim))
     return x
 
 
@@ -365,5 +366,5 @@ def _integer_power(x, n):
         if n:
             square = square * square
     if result is None:   # x ** 0
-        return Jet._wrap(np.ones(x.shape, dtype=x.primal.dtype), np.zeros_like(x.series))
+        return Jet.wrap(np.ones(x.shape, dtype=x.primal.dtype), np.zeros_like(x.series))
     return result

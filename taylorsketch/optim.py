@@ -81,5 +81,5 @@ class Adam:
 
 def _zeros_like(x):
     if isinstance(x, Jet):
-        return Jet._wrap(np.zeros_like(x.primal), np.zeros_like(x.series))
+        return Jet.wrap(np.zeros_like(x.primal), np.zeros_like(x.series))
     return np.zeros_like(x)

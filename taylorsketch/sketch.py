@@ -108,7 +108,7 @@ class Sketch:
 
     def params(self, start=0, stop=None):
         """Parameter Jets for directions ``start:stop`` (views, no copy)."""
-        flat = Jet._wrap(self.primal, self.series[:, start:stop])
+        flat = Jet.wrap(self.primal, self.series[:, start:stop])
         return FlatParams(self.model.param_shapes(), flat).views()
 
     def primal_params(self):

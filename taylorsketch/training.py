@@ -56,7 +56,7 @@ class FlatParams:
         if order is None:
             flat = primal
         else:
-            flat = Jet._wrap(primal, np.zeros((order, n_directions, size), dtype=dtype))
+            flat = Jet.wrap(primal, np.zeros((order, n_directions, size), dtype=dtype))
         out = cls(shapes, flat)
         for name in shapes:
             a, b = out.offsets[name]
@@ -76,7 +76,7 @@ class FlatParams:
             a, b = self.offsets[name]
             if isinstance(self.flat, Jet):
                 series = self.flat.series[:, :, a:b]
-                out[name] = Jet._wrap(self.flat.primal[a:b].reshape(shape),
+                out[name] = Jet.wrap(self.flat.primal[a:b].reshape(shape),
                                       series.reshape(series.shape[:2] + tuple(shape)))
             else:
                 out[name] = self.flat[a:b].reshape(shape)
@@ -96,7 +96,7 @@ class FlatParams:
                 series[:, :, a:b] = g.series.reshape(order, n_dirs, -1)
             else:
                 series[:, :, a:b] = 0.0
-        return Jet._wrap(primal, series)
+        return Jet.wrap(primal, series)
 
 
 def _offsets(shapes):

@@ -2,8 +2,9 @@
 
 Every module has a tier; a module may import from lower tiers, and from a
 module of its own tier only where ``SIBLINGS`` says so.  No private name
-(leading underscore, not a dunder) is imported from another module: what two
-modules share is public in the lower one.  Modules whose names start with an
+(leading underscore, not a dunder) is imported from another module, nor is a
+private attribute of an imported name used (``Jet._wrap``): what two modules
+share is public in the lower one.  Modules whose names start with an
 underscore (``_config``, ``_io``) are package-internal but their names are
 public within the package.  A new module must be given a tier here.
 """
@@ -101,7 +102,20 @@ def violations(sources, tiers=TIERS, siblings=SIBLINGS):
                              f"not listed in SIBLINGS")
             if name is not None and _is_private(name):
                 found.append(f"{module}:{line} imports the private name {name!r} from {target}")
+        found += private_attributes(module, source)
     return found
+
+
+def private_attributes(module, source):
+    """Uses of a private attribute of a name imported from the package (``Jet._wrap``)."""
+    tree = ast.parse(source)
+    imported = {alias.asname or alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                and (node.level > 0 or (node.module or "").startswith("taylorsketch"))
+                for alias in node.names}
+    return [f"{module}:{node.lineno} uses the private attribute {node.value.id}.{node.attr}"
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+            and node.value.id in imported and _is_private(node.attr)]
 
 
 def package_sources():
@@ -125,13 +139,15 @@ def test_the_check_catches_synthetic_violations():
         "nn": "from . import models\n",                              # unlisted sibling
         "models": "from . import __version__, helper\n",              # a non-dunder from __init__
         "newmodule": "import numpy\n",                               # no tier
+        "optim": "from .jet import Jet\nJet._wrap(1, 2)\n",             # private attribute
         "rules": "import numpy as np\nfrom . import kernels\n",      # fine
     }
     found = violations(sources)
-    assert len(found) == 6, found
+    assert len(found) == 7, found
     for needle in ("kernels:1 (tier 1) imports models", "jet:2 (tier 2) imports functions",
                    "private name '_as_array'", "nn:1 imports its sibling models",
-                   "'helper' from the package's __init__", "newmodule: not in the tier table"):
+                   "'helper' from the package's __init__", "newmodule: not in the tier table",
+                   "optim:2 uses the private attribute Jet._wrap"):
         assert any(needle in v for v in found), (needle, found)
 
 

@@ -50,7 +50,8 @@ def precompute(model, init_params, docs, order, directions, seed=0, steps=None, 
     _check_arguments(model, init_params, order)
     steps = len(docs) if steps is None else int(steps)
     psi, ids, total, kind = draw_directions(directions, len(docs), seed, shard, num_shards)
-    optimizer = Adam(total_steps=max(steps, 1))   # what train_flat uses by default, made explicit
+    # every batch trains with a fresh copy of this optimizer; the metadata records it
+    optimizer = Adam(total_steps=max(steps, 1))
     primal, series = _train_all(model, init_params, docs, steps, order, psi, optimizer,
                                 batch_size, workers, progress)
     meta = _metadata(kind, order, seed, docs, total, shard, num_shards, model, steps, optimizer, data)

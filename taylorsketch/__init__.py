@@ -11,6 +11,7 @@ from .functions import (compose, concatenate, cos, erf, exp, gelu, log, log_soft
                         matmul, mean, primal, reciprocal, reshape, scatter_add, sigmoid, sin,
                         softmax, sqrt, stack, sum, tanh, transpose)
 from .jet import Jet
+from .multijet import MultiJet, subset_convolution
 
 __version__ = "0.1.0"
 

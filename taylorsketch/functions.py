@@ -11,7 +11,8 @@ import math
 import numpy as np
 import scipy.special
 
-from .jet import ARRAY_FUNCTIONS, UFUNCS, Jet, apply, as_array, elementwise, operand, power, signature
+from .jet import (ARRAY_FUNCTIONS, UFUNCS, Jet, apply, as_array, constant_like, elementwise, operand, power,
+                  signature)
 from .shape_rules import normalise_axes
 
 __all__ = [
@@ -127,8 +128,8 @@ def _promote(values):
     jets = [v for v in values if isinstance(v, Jet)]
     if not jets:
         return None
-    order, n_dirs = signature(jets)
-    return [v if isinstance(v, Jet) else Jet.constant(as_array(v), order, n_dirs) for v in values]
+    signature(jets)
+    return [v if isinstance(v, Jet) else constant_like(jets[0], v) for v in values]
 
 
 def concatenate(values, axis=0):

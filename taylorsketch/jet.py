@@ -87,6 +87,9 @@ class Jet:
 
     __slots__ = ("primal", "series")
 
+    # The rules of this algebra (a MultiJet has its own, under the same names).
+    RULES = RULES
+
     # numpy hands every ufunc and array function involving a Jet to the
     # methods below, so ``array * jet`` and ``np.exp(jet)`` give Jets.
     __array_priority__ = 1000
@@ -297,8 +300,17 @@ def operand(value):
     return value if isinstance(value, Jet) else as_array(value)
 
 
+def constant_like(jet, value):
+    """``value`` as a jet of the kind and signature of ``jet``, with a zero series."""
+    value = as_array(value)
+    return type(jet).wrap(value, np.zeros(jet.series.shape[:2] + value.shape, dtype=value.dtype))
+
+
 def signature(jets):
-    """The common (order, n_directions) of ``jets``; mixing them is an error."""
+    """The common (order, n_directions) of ``jets``; mixing them (or Jets with MultiJets) is an error."""
+    kinds = {type(j) for j in jets}
+    if len(kinds) > 1:
+        raise ValueError(f"cannot combine operands of types {sorted(k.__name__ for k in kinds)}")
     first = jets[0].series.shape[:2]
     if all(j.series.shape[:2] == first for j in jets):
         return first
@@ -318,8 +330,9 @@ def apply(name, *operands, **params):
     signature(jets)
     primals = tuple(o.primal if isinstance(o, Jet) else o for o in operands)
     series = tuple(o.series if isinstance(o, Jet) else None for o in operands)
-    primal, series = RULES[name](primals, series, **params)
-    return Jet.wrap(primal, series)
+    kind = type(jets[0])
+    primal, series = kind.RULES[name](primals, series, **params)
+    return kind.wrap(primal, series)
 
 
 def elementwise(name, a, b):
@@ -335,7 +348,7 @@ def elementwise(name, a, b):
 
 def _align(x, ndim):
     if isinstance(x, Jet) and x.ndim < ndim:
-        return Jet.wrap(x.primal, expand_series(x.series, ndim))
+        return type(x).wrap(x.primal, expand_series(x.series, ndim))
     return x
 
 
@@ -366,5 +379,5 @@ def _integer_power(x, n):
         if n:
             square = square * square
     if result is None:   # x ** 0
-        return Jet.wrap(np.ones(x.shape, dtype=x.primal.dtype), np.zeros_like(x.series))
+        return type(x).wrap(np.ones(x.shape, dtype=x.primal.dtype), np.zeros_like(x.series))
     return result

@@ -19,6 +19,8 @@ import numpy as np
 from . import kernels
 from ._config import PARALLEL_MIN_COEFFICIENTS
 from .jet import Jet
+from .multijet import MultiJet
+from .multijet_rules import adam_update as multijet_adam_update
 
 
 @dataclass
@@ -65,9 +67,10 @@ class Adam:
             if params.series.size < PARALLEL_MIN_COEFFICIENTS:
                 numba.set_num_threads(1)
             try:
-                kernels.adam_update(params.primal, self.m.primal, self.v.primal, grads.primal,
-                                    params.series, self.m.series, self.v.series, grads.series,
-                                    self.beta1, self.beta2, lr, bias1, bias2, self.eps)
+                fused = multijet_adam_update if isinstance(params, MultiJet) else kernels.adam_update
+                fused(params.primal, self.m.primal, self.v.primal, grads.primal,
+                      params.series, self.m.series, self.v.series, grads.series,
+                      self.beta1, self.beta2, lr, bias1, bias2, self.eps)
             finally:
                 numba.set_num_threads(threads)
         else:
@@ -81,5 +84,5 @@ class Adam:
 
 def _zeros_like(x):
     if isinstance(x, Jet):
-        return Jet.wrap(np.zeros_like(x.primal), np.zeros_like(x.series))
+        return type(x).wrap(np.zeros_like(x.primal), np.zeros_like(x.series))
     return np.zeros_like(x)

@@ -48,22 +48,24 @@ class FlatParams:
         self.offsets = _offsets(shapes)
 
     @classmethod
-    def from_dict(cls, shapes, params, order=None, n_directions=None, dtype=float):
-        """Copy ``params`` into a fresh flat buffer; with ``order``, as constant jets
-        (or keeping their series, when they are already Jets)."""
+    def from_dict(cls, shapes, params, like=None):
+        """Copy ``params`` into a fresh flat buffer; with a jet ``like``, as constant jets
+        of its kind, series rows, directions and dtype (or keeping their series, when
+        they are already such jets)."""
         size = sum(math.prod(s) for s in shapes.values())
         primal = np.empty(size)
-        if order is None:
+        if like is None:
             flat = primal
         else:
-            flat = Jet.wrap(primal, np.zeros((order, n_directions, size), dtype=dtype))
+            order, n_directions = like.series.shape[:2]
+            flat = type(like).wrap(primal, np.zeros((order, n_directions, size), dtype=like.series.dtype))
         out = cls(shapes, flat)
         for name in shapes:
             a, b = out.offsets[name]
             value = params[name]
             if isinstance(value, Jet):
                 primal[a:b] = value.primal.ravel()
-                if order is not None:
+                if like is not None:
                     flat.series[:, :, a:b] = value.series.reshape(order, n_directions, -1)
             else:
                 primal[a:b] = np.asarray(value, dtype=float).ravel()
@@ -76,8 +78,8 @@ class FlatParams:
             a, b = self.offsets[name]
             if isinstance(self.flat, Jet):
                 series = self.flat.series[:, :, a:b]
-                out[name] = Jet.wrap(self.flat.primal[a:b].reshape(shape),
-                                      series.reshape(series.shape[:2] + tuple(shape)))
+                out[name] = type(self.flat).wrap(self.flat.primal[a:b].reshape(shape),
+                                                 series.reshape(series.shape[:2] + tuple(shape)))
             else:
                 out[name] = self.flat[a:b].reshape(shape)
         return out
@@ -96,7 +98,7 @@ class FlatParams:
                 series[:, :, a:b] = g.series.reshape(order, n_dirs, -1)
             else:
                 series[:, :, a:b] = 0.0
-        return Jet.wrap(primal, series)
+        return type(self.flat).wrap(primal, series)
 
 
 def _offsets(shapes):
@@ -176,11 +178,7 @@ def train_flat(model, init_params, docs, steps=None, weights=None, optimizer=Non
             raise type(err)(f"document {i}: {err}") from None
     weights = _weights(weights, len(docs))
     shapes = model.param_shapes()
-    if isinstance(weights, Jet):
-        flat = FlatParams.from_dict(shapes, init_params, weights.order, weights.n_directions,
-                                    dtype=weights.series.dtype)
-    else:
-        flat = FlatParams.from_dict(shapes, init_params)
+    flat = FlatParams.from_dict(shapes, init_params, like=weights if isinstance(weights, Jet) else None)
     params = flat.views()
     optimizer = Adam(total_steps=max(steps, 1)) if optimizer is None else optimizer
     bar = progress_bar(steps, progress, "train")

@@ -92,3 +92,28 @@ def jets(draw, shape, order, n_dirs, series_dtype, domain="any", series_scale=1.
 
 broadcastable_shape_pairs = hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=3,
                                                                max_side=3)
+
+
+# ----------------------------------------------------------------------------
+# functions on subsets and MultiJets (d nilpotent variables, 2^d coefficients)
+
+MAX_SUBSET_VARIABLES = 10          # the naive O(3^d) twin takes ~0.1 s at d = 10
+subset_variables = st.integers(0, MAX_SUBSET_VARIABLES)
+multijet_variables = st.integers(1, 4)
+
+
+@st.composite
+def subset_functions(draw, d, size, dtype):
+    """A function on the subsets of ``{0..d-1}``: ``(2^d, L)`` with parts in [-1, 1]."""
+    return draw(arrays((1 << d, size), dtype))
+
+
+@st.composite
+def multijets(draw, shape, d, n_dirs, series_dtype, domain="any", series_scale=1.0):
+    """A MultiJet with a real primal of ``shape`` in ``domain`` and an arbitrary series
+    ``(2^d - 1, M, *S)`` with parts in ``[-series_scale, series_scale]``
+    (arbitrary, not only ``x + sum_i z_i v_i``)."""
+    from taylorsketch import MultiJet
+    primal = draw(primals(shape, np.float64, domain))
+    series = draw(arrays(((1 << d) - 1, n_dirs) + tuple(shape), series_dtype))
+    return MultiJet(primal, series_scale * series)

@@ -18,9 +18,9 @@ TIERS = {
     # 0: foundations, no jets: settings, files, progress bars, documents, deletion sets
     "_config": 0, "_io": 0, "progress": 0, "data": 0, "deletion": 0,
     # 1: numba kernels on plain coefficient arrays
-    "kernels": 1,
+    "kernels": 1, "subset_kernels": 1,
     # 2: jets and their rules
-    "rules": 2, "shape_rules": 2, "jet": 2,
+    "rules": 2, "shape_rules": 2, "jet": 2, "multijet_rules": 2, "multijet": 2,
     # 3: functions on arrays and jets, and the user API of Taylor-mode AD
     "functions": 3, "api": 3,
     # 4: layers, models, optimiser, training
@@ -36,6 +36,7 @@ TIERS = {
 # (importer, imported) pairs allowed within one tier
 SIBLINGS = {
     ("shape_rules", "rules"), ("jet", "rules"), ("jet", "shape_rules"),
+    ("multijet_rules", "rules"), ("multijet_rules", "shape_rules"), ("multijet", "jet"), ("multijet", "multijet_rules"),
     ("models", "nn"), ("training", "optim"),
     ("sketch", "estimator"), ("sketch", "measure"),
     ("precomputation", "estimator"), ("precomputation", "sketch"),

@@ -1,5 +1,5 @@
 """The taylorsketch command line: precompute, predict, retrain, stability,
-validate, merge and reproduce.
+validate, merge, reproduce and interactions.
 
 Training data is the paper's set-up by default (the shuffled names list, the
 paper's initial parameters); ``--docs FILE`` trains on a file of one
@@ -18,6 +18,7 @@ from . import measure as measures
 from . import paper, reproduce
 from .data import Vocab
 from .deletion import deletion_indicator
+from .interactions import interactions
 from .models import MicroGPT
 from .precomputation import precompute
 from .sketch import Sketch, SketchFileError
@@ -210,6 +211,25 @@ def cmd_reproduce(args):
                workers=args.workers, resume=args.resume)
 
 
+def _group(spec):
+    """``"0,5,7+9"`` -> ``[[0], [5], [7, 9]]``: members by commas, documents of one member by ``+``."""
+    try:
+        group = [[int(i) for i in member.split("+")] for member in spec.split(",")]
+    except ValueError:
+        raise CLIError(f"--group must be document indices, members separated by ',' and the "
+                       f"documents of one member joined by '+' (e.g. 0,5,7+9); got {spec!r}") from None
+    return group
+
+
+def cmd_interactions(args):
+    source = _source_from_args(args)
+    docs, model, init = _data(source)
+    phi = _measure(args, model)
+    res = interactions(model, init, docs, _group(args.group), phi, steps=args.steps,
+                       progress=args.progress)
+    return res.as_dict(top=args.top), res.format(top=args.top)
+
+
 def _writable(path):
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
@@ -306,6 +326,15 @@ def build_parser():
                    help="reuse figures already completed in --out with the same preset, "
                         "configuration and version")
     p.set_defaults(run=cmd_reproduce)
+
+    p = sub.add_parser("interactions", help="exact mixed partials over a group of deleted documents")
+    _data_options(p)
+    _measure_options(p)
+    p.add_argument("--group", required=True, metavar="I,J,K+L,...",
+                   help="the group: 1..12 members separated by ',', each a document index or "
+                        "indices joined by '+' (deleted together)")
+    p.add_argument("--top", type=int, default=10, help="interactions to list (default 10)")
+    p.set_defaults(run=cmd_interactions)
     return parser
 
 

@@ -117,6 +117,12 @@ for _name, _linear_when in LIFTED.items():
     MULTI_RULES[_name] = _lift(_name, _linear_when)
 
 
+# Coefficients per lifted array in one chunk of the optimiser step (32 MB of
+# float64): the lifted state is d times the MultiJet's, so it is built a slice
+# of parameters at a time (Adam is elementwise in the parameters).
+ADAM_CHUNK = 1 << 22
+
+
 def adam_update(p0, m0, v0, g0, ps, ms, vs, gs, beta1, beta2, lr, bias1, bias2, eps):
     """:func:`taylorsketch.kernels.adam_update` for MultiJet series ``(2^d - 1, M, P)``, in place.
 
@@ -124,9 +130,12 @@ def adam_update(p0, m0, v0, g0, ps, ms, vs, gs, beta1, beta2, lr, bias1, bias2, 
     updated ``p``, ``m``, ``v`` are projected back by the ranked Moebius
     transform.  The primals are updated by the kernel itself.
     """
-    n_dirs = ps.shape[1]
-    lifted = [np.ascontiguousarray(to_ranks(x)) for x in (ps, ms, vs, gs)]
-    kernels.adam_update(p0, m0, v0, g0, *lifted, beta1, beta2, lr, bias1, bias2, eps)
-    for out, x in zip((ps, ms, vs), lifted[:3]):
-        out[...] = from_ranks(x, n_dirs)
-
+    n_subsets, n_dirs, n_params = ps.shape
+    width = max(1, ADAM_CHUNK // (n_variables(n_subsets) * n_subsets * n_dirs))
+    for a in range(0, n_params, width):
+        b = min(a + width, n_params)
+        lifted = [np.ascontiguousarray(to_ranks(x[:, :, a:b])) for x in (ps, ms, vs, gs)]
+        primals = [x[a:b] for x in (p0, m0, v0)]
+        kernels.adam_update(*primals, g0[a:b], *lifted, beta1, beta2, lr, bias1, bias2, eps)
+        for x, y in zip((ps, ms, vs), lifted[:3]):
+            x[:, :, a:b] = from_ranks(y, n_dirs)

@@ -74,26 +74,27 @@ def to_ranks(xs):
     shape = xs.shape[2:]
     d = n_variables(n_subsets)
     dtype = np.result_type(np.float64, xs)
-    full = np.zeros((n_subsets + 1, n_dirs * math.prod(shape)), dtype=dtype)
-    full[1:] = xs.reshape(n_subsets, -1)
-    ranked = np.empty((d + 1,) + full.shape, dtype=dtype)
-    subset_kernels.ranked_zeta(full, ranked)
-    return ranked[1:, 1:].reshape((d, n_subsets * n_dirs) + shape)
+    flat = np.ascontiguousarray(xs, dtype=dtype).reshape(n_subsets, -1)
+    ranked = np.empty((d,) + flat.shape, dtype=dtype)
+    subset_kernels.ranked_zeta(flat, ranked)
+    return ranked.reshape((d, n_subsets * n_dirs) + shape)
 
 
-def from_ranks(ys, n_dirs):
+def from_ranks(ys, n_dirs, out=None):
     """Ranked Moebius of a univariate series ``(d, (2^d - 1) M, *S)``, back to ``(2^d - 1, M, *S)``.
 
-    The empty mask's ranks are 0: a constant has no series.
+    ``ys`` is overwritten; ``out`` (optional) receives the result.
     """
     d = ys.shape[0]
     n_subsets = (1 << d) - 1
     shape = ys.shape[2:]
-    ranked = np.zeros((d + 1, n_subsets + 1, n_dirs * math.prod(shape)), dtype=ys.dtype)
-    ranked[1:, 1:] = ys.reshape(d, n_subsets, -1)
-    out = np.empty(ranked.shape[1:], dtype=ys.dtype)
-    subset_kernels.ranked_moebius(ranked, out)
-    return out[1:].reshape((n_subsets, n_dirs) + shape)
+    ranked = np.ascontiguousarray(ys).reshape(d, n_subsets, -1)
+    if not ranked.flags.writeable:       # a broadcast view
+        ranked = ranked.copy()
+    if out is None:
+        out = np.empty((n_subsets, n_dirs) + shape, dtype=ys.dtype)
+    subset_kernels.ranked_moebius(ranked, out.reshape(n_subsets, -1))
+    return out
 
 
 def _lift(name, linear_when):
@@ -134,7 +135,7 @@ def adam_update(p0, m0, v0, g0, ps, ms, vs, gs, beta1, beta2, lr, bias1, bias2, 
     width = max(1, ADAM_CHUNK // (n_variables(n_subsets) * n_subsets * n_dirs))
     for a in range(0, n_params, width):
         b = min(a + width, n_params)
-        lifted = [np.ascontiguousarray(to_ranks(x[:, :, a:b])) for x in (ps, ms, vs, gs)]
+        lifted = [to_ranks(x[:, :, a:b]) for x in (ps, ms, vs, gs)]
         primals = [x[a:b] for x in (p0, m0, v0)]
         kernels.adam_update(*primals, g0[a:b], *lifted, beta1, beta2, lr, bias1, bias2, eps)
         for x, y in zip((ps, ms, vs), lifted[:3]):

@@ -17,7 +17,10 @@ brings it to O(2^d d^2):
     product          hhat[k, X] = sum_{j=0..k} fhat[j, X] ghat[k-j, X]
     ranked Moebius   h(S)       = sum_{T subset S} (-1)^{|S \ T|} hhat[|S|, T]
 
-Each transform is ``d`` butterfly passes over the masks per rank.  For a fixed
+Each transform is ``d`` butterfly passes over the masks per rank.  The
+transforms take the layout of a MultiJet's series: the nonempty subsets only
+(row ``S - 1`` for mask ``S``) and ranks 1..d, since the empty set is the
+primal, whose ranks are ``(x_0, 0, ..., 0)`` for every ``X``.  For a fixed
 ``X`` the ranks ``fhat[., X]`` are the coefficients of a polynomial in one
 variable ``t`` and the middle step is their Cauchy product: that is why every
 univariate jet kernel of :mod:`taylorsketch.kernels` also works here (see
@@ -44,76 +47,81 @@ def popcounts(n_masks):
 
 
 @njit
-def ranked_zeta(f, out):
-    """``out[k, X] = sum_{T subset X, |T| = k} f[T]``: f (2^d, L) -> out (d+1, 2^d, L).
+def ranked_zeta(xs, out):
+    """``out[k-1, X-1] = sum_{T subset X, |T| = k} x[T]`` for ranks ``k = 1..d``, masks ``X >= 1``.
 
-    Rank ``k`` starts as ``f`` restricted to the masks with ``k`` bits, then one
-    pass per bit ``i`` adds ``out[k, X without i]`` into every ``X`` containing ``i``.
+    ``xs`` (2^d - 1, L) holds the nonempty subsets (row ``S - 1`` for mask ``S``),
+    ``out`` is (d, 2^d - 1, L); the empty set (rank 0) is left out, as in a
+    MultiJet's series.  Rank ``k`` starts as ``x`` on the masks of ``k`` bits,
+    then one pass per bit ``i`` adds ``out[k, X without i]`` into every ``X``
+    containing ``i`` (only masks of at least ``k`` bits can be nonzero).
     """
-    n_ranks, n_masks, n = out.shape
-    ranks = popcounts(n_masks)
+    n_ranks, n_subsets, n = out.shape
+    ranks = popcounts(n_subsets + 1)
     out[:] = 0.0
-    for mask in range(n_masks):
+    for mask in range(1, n_subsets + 1):
         for l in range(n):
-            out[ranks[mask], mask, l] = f[mask, l]
+            out[ranks[mask] - 1, mask - 1, l] = xs[mask - 1, l]
     bit = 1
-    while bit < n_masks:
-        for k in range(n_ranks):
-            for mask in range(n_masks):
-                if mask & bit and ranks[mask] >= k:
+    while bit <= n_subsets:
+        for k in range(1, n_ranks + 1):
+            for mask in range(1, n_subsets + 1):
+                if mask & bit and mask != bit and ranks[mask] >= k:
                     for l in range(n):
-                        out[k, mask, l] += out[k, mask ^ bit, l]
+                        out[k - 1, mask - 1, l] += out[k - 1, (mask ^ bit) - 1, l]
         bit <<= 1
 
 
 @njit
-def ranked_moebius(fhat, out):
-    """``out[S] = sum_{T subset S} (-1)^{|S \\ T|} fhat[|S|, T]``: fhat (d+1, 2^d, L) -> out (2^d, L).
+def ranked_moebius(xhat, out):
+    """``out[S-1] = sum_{T subset S} (-1)^{|S \\ T|} xhat[|S|-1, T-1]`` for masks ``S >= 1``.
 
-    Every rank is Moebius-inverted in place (``fhat`` is overwritten), one pass
-    per bit subtracting ``fhat[k, X without i]`` from every ``X`` containing ``i``;
-    then each mask keeps the rank equal to its own size.  Rank ``k`` is only
-    needed on masks of at most ``k`` bits, which halves the passes.
+    ``xhat`` (d, 2^d - 1, L), ranks 1..d of the nonempty masks (the empty
+    set's are 0: a constant has no series), is overwritten: every rank is
+    Moebius-inverted in place, one pass per bit subtracting ``xhat[k, X
+    without i]`` from every ``X`` containing ``i``; then each mask keeps the
+    rank equal to its own size.  Rank ``k`` is only needed on masks of at most
+    ``k`` bits, which halves the passes.
     """
-    n_ranks, n_masks, n = fhat.shape
-    ranks = popcounts(n_masks)
+    n_ranks, n_subsets, n = xhat.shape
+    ranks = popcounts(n_subsets + 1)
     bit = 1
-    while bit < n_masks:
-        for k in range(n_ranks):
-            for mask in range(n_masks):
-                if mask & bit and ranks[mask] <= k:
+    while bit <= n_subsets:
+        for k in range(1, n_ranks + 1):
+            for mask in range(1, n_subsets + 1):
+                if mask & bit and mask != bit and ranks[mask] <= k:
                     for l in range(n):
-                        fhat[k, mask, l] -= fhat[k, mask ^ bit, l]
+                        xhat[k - 1, mask - 1, l] -= xhat[k - 1, (mask ^ bit) - 1, l]
         bit <<= 1
-    for mask in range(n_masks):
+    for mask in range(1, n_subsets + 1):
         for l in range(n):
-            out[mask, l] = fhat[ranks[mask], mask, l]
-
-
-@njit
-def ranked_product(fhat, ghat, out):
-    """``out[k, X] = sum_{j=0..k} fhat[j, X] ghat[k-j, X]``: the Cauchy product in the rank."""
-    n_ranks, n_masks, n = fhat.shape
-    for k in range(n_ranks):
-        for mask in range(n_masks):
-            for l in range(n):
-                out[k, mask, l] = 0.0
-            for j in range(k + 1):
-                for l in range(n):
-                    out[k, mask, l] += fhat[j, mask, l] * ghat[k - j, mask, l]
+            out[mask - 1, l] = xhat[ranks[mask] - 1, mask - 1, l]
 
 
 @njit
 def subset_convolution(f, g, out):
-    """``out[S] = sum_{T subset S} f[T] g[S \\ T]`` in O(2^d d^2): f, g, out (2^d, L)."""
+    """``out[S] = sum_{T subset S} f[T] g[S \\ T]`` in O(2^d d^2): f, g, out (2^d, L).
+
+    With ``f = f_0 + u`` and ``g = g_0 + v`` (``u``, ``v`` without empty set):
+    ``f g = f_0 g_0 + f_0 v + g_0 u + u v``, and ``u v`` is the Cauchy product of
+    the ranks, ``sum_{j=1..k-1} uhat_j vhat_{k-j}``, Moebius-inverted.
+    """
     n_masks, n = f.shape
-    n_ranks = 1
-    while (1 << (n_ranks - 1)) < n_masks:
+    n_subsets = n_masks - 1
+    n_ranks = 0
+    while (1 << n_ranks) < n_masks:
         n_ranks += 1
-    fhat = np.empty((n_ranks, n_masks, n), dtype=out.dtype)
-    ghat = np.empty((n_ranks, n_masks, n), dtype=out.dtype)
-    hhat = np.empty((n_ranks, n_masks, n), dtype=out.dtype)
-    ranked_zeta(f, fhat)
-    ranked_zeta(g, ghat)
-    ranked_product(fhat, ghat, hhat)
-    ranked_moebius(hhat, out)
+    uhat = np.empty((n_ranks, n_subsets, n), dtype=out.dtype)
+    vhat = np.empty((n_ranks, n_subsets, n), dtype=out.dtype)
+    ranked_zeta(f[1:], uhat)
+    ranked_zeta(g[1:], vhat)
+    for k in range(n_ranks, 0, -1):        # in place, from the top rank down
+        for mask in range(n_subsets):
+            for l in range(n):
+                uhat[k - 1, mask, l] = g[0, l] * uhat[k - 1, mask, l] + f[0, l] * vhat[k - 1, mask, l]
+            for j in range(1, k):          # ranks j < k are not yet overwritten
+                for l in range(n):
+                    uhat[k - 1, mask, l] += uhat[j - 1, mask, l] * vhat[k - j - 1, mask, l]
+    for l in range(n):
+        out[0, l] = f[0, l] * g[0, l]
+    ranked_moebius(uhat, out[1:])

@@ -54,7 +54,8 @@ def ranked_zeta(xs, out):
     ``out`` is (d, 2^d - 1, L); the empty set (rank 0) is left out, as in a
     MultiJet's series.  Rank ``k`` starts as ``x`` on the masks of ``k`` bits,
     then one pass per bit ``i`` adds ``out[k, X without i]`` into every ``X``
-    containing ``i`` (only masks of at least ``k`` bits can be nonzero).
+    containing ``i``.  ``out[k, Y]`` is 0 while ``k > |Y|``, so only ranks
+    ``k < |X|`` are added: d^2 2^(d-2) additions per scalar.
     """
     n_ranks, n_subsets, n = out.shape
     ranks = popcounts(n_subsets + 1)
@@ -64,11 +65,15 @@ def ranked_zeta(xs, out):
             out[ranks[mask] - 1, mask - 1, l] = xs[mask - 1, l]
     bit = 1
     while bit <= n_subsets:
-        for k in range(1, n_ranks + 1):
-            for mask in range(1, n_subsets + 1):
-                if mask & bit and mask != bit and ranks[mask] >= k:
+        for high in range(0, n_subsets + 1, 2 * bit):
+            for low in range(bit):
+                mask = high + bit + low            # every mask containing the bit, once
+                below = mask - bit
+                if below == 0:
+                    continue
+                for k in range(1, ranks[mask]):
                     for l in range(n):
-                        out[k - 1, mask - 1, l] += out[k - 1, (mask ^ bit) - 1, l]
+                        out[k - 1, mask - 1, l] += out[k - 1, below - 1, l]
         bit <<= 1
 
 
@@ -80,18 +85,23 @@ def ranked_moebius(xhat, out):
     set's are 0: a constant has no series), is overwritten: every rank is
     Moebius-inverted in place, one pass per bit subtracting ``xhat[k, X
     without i]`` from every ``X`` containing ``i``; then each mask keeps the
-    rank equal to its own size.  Rank ``k`` is only needed on masks of at most
-    ``k`` bits, which halves the passes.
+    rank equal to its own size.  Rank ``k`` is only read on masks of at most
+    ``k`` bits, so only those are updated (and only those need to be right on
+    input).
     """
     n_ranks, n_subsets, n = xhat.shape
     ranks = popcounts(n_subsets + 1)
     bit = 1
     while bit <= n_subsets:
-        for k in range(1, n_ranks + 1):
-            for mask in range(1, n_subsets + 1):
-                if mask & bit and mask != bit and ranks[mask] <= k:
+        for high in range(0, n_subsets + 1, 2 * bit):
+            for low in range(bit):
+                mask = high + bit + low
+                below = mask - bit
+                if below == 0:
+                    continue
+                for k in range(ranks[mask], n_ranks + 1):
                     for l in range(n):
-                        xhat[k - 1, mask - 1, l] -= xhat[k - 1, (mask ^ bit) - 1, l]
+                        xhat[k - 1, mask - 1, l] -= xhat[k - 1, below - 1, l]
         bit <<= 1
     for mask in range(1, n_subsets + 1):
         for l in range(n):
@@ -104,24 +114,28 @@ def subset_convolution(f, g, out):
 
     With ``f = f_0 + u`` and ``g = g_0 + v`` (``u``, ``v`` without empty set):
     ``f g = f_0 g_0 + f_0 v + g_0 u + u v``, and ``u v`` is the Cauchy product of
-    the ranks, ``sum_{j=1..k-1} uhat_j vhat_{k-j}``, Moebius-inverted.
+    the ranks, ``sum_{j=1..k-1} uhat_j vhat_{k-j}``, Moebius-inverted.  At a mask
+    of ``p`` bits only ranks ``k >= p`` are read by the Moebius transform, and
+    ``uhat_j = 0`` for ``j > p``.
     """
     n_masks, n = f.shape
     n_subsets = n_masks - 1
     n_ranks = 0
     while (1 << n_ranks) < n_masks:
         n_ranks += 1
+    ranks = popcounts(n_masks)
     uhat = np.empty((n_ranks, n_subsets, n), dtype=out.dtype)
     vhat = np.empty((n_ranks, n_subsets, n), dtype=out.dtype)
     ranked_zeta(f[1:], uhat)
     ranked_zeta(g[1:], vhat)
-    for k in range(n_ranks, 0, -1):        # in place, from the top rank down
-        for mask in range(n_subsets):
+    for mask in range(1, n_masks):
+        p = ranks[mask]
+        for k in range(n_ranks, p - 1, -1):        # in place, from the top rank down
             for l in range(n):
-                uhat[k - 1, mask, l] = g[0, l] * uhat[k - 1, mask, l] + f[0, l] * vhat[k - 1, mask, l]
-            for j in range(1, k):          # ranks j < k are not yet overwritten
+                uhat[k - 1, mask - 1, l] = g[0, l] * uhat[k - 1, mask - 1, l] + f[0, l] * vhat[k - 1, mask - 1, l]
+            for j in range(max(1, k - p), min(p, k - 1) + 1):   # ranks j < k: not yet overwritten
                 for l in range(n):
-                    uhat[k - 1, mask, l] += uhat[j - 1, mask, l] * vhat[k - j - 1, mask, l]
+                    uhat[k - 1, mask - 1, l] += uhat[j - 1, mask - 1, l] * vhat[k - j - 1, mask - 1, l]
     for l in range(n):
         out[0, l] = f[0, l] * g[0, l]
     ranked_moebius(uhat, out[1:])

@@ -20,7 +20,7 @@ from .data import Vocab, load_names
 from .models import MLP, MicroGPT
 from .optim import Adam
 from .training import retrain, train
-from .interactions import Interactions, interactions
+from .interaction import Interactions, interactions
 from . import deletion, measure
 from .estimator import Prediction, Stability
 from .precomputation import precompute

@@ -18,7 +18,7 @@ from . import measure as measures
 from . import paper, reproduce
 from .data import Vocab
 from .deletion import deletion_indicator
-from .interactions import interactions
+from .interaction import interactions
 from .models import MicroGPT
 from .precomputation import precompute
 from .sketch import Sketch, SketchFileError

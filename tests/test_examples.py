@@ -20,6 +20,8 @@ SMOKE_RUNS = {
     "check_first_order.py": (["--docs", "30", "--directions", "16", "--seeds", "5", "--workers", "1"],
                              r"max relative difference \d\.\de-1[0-9]"),
     "delete_names.py": (["--docs", "20", "--directions", "8"], r"loss on 'max' after training on all 20 names"),
+    "interacting_names.py": (["--docs", "20", "--group", "3", "--check", "1"],
+                             r"retrained: joint - sum of singles\n'\w+' \+ '\w+' +[-+]\d\.\d{5} +[-+]\d\.\d{5}"),
     "mlp_outliers.py": (["--points", "30", "--directions", "32"], r"predicted change\s+retrained change"),
     "taylor_basics.py": ([], r"direction 7 agrees with a separate run: True"),
     "train_microgpt.py": (["--steps", "20", "--docs", "50", "--samples", "3"],

@@ -18,7 +18,7 @@ import pytest
 import taylorsketch as ts
 from taylorsketch import Jet
 from taylorsketch.cli import main
-from taylorsketch.interactions import group_directions
+from taylorsketch.interaction import group_directions
 
 DATA = ts.MLP.synthetic_dataset(10, seed=1)
 MODEL = ts.MLP(n_in=2, n_hidden=5, n_out=1)

@@ -27,7 +27,7 @@ TIERS = {
     "nn": 4, "models": 4, "optim": 4, "training": 4,
     # 5: measurements, the sketch and its estimators, validation
     "measure": 5, "estimator": 5, "sketch": 5, "precomputation": 5, "validation": 5,
-    "interactions": 5,
+    "interaction": 5,
     # 6: the paper's set-up, the reproduction and its report, the command line
     "paper": 6, "presets": 6, "report": 6, "reproduce": 6, "cli": 6,
     # the package's front door imports every tier
@@ -41,7 +41,7 @@ SIBLINGS = {
     ("models", "nn"), ("training", "optim"),
     ("sketch", "estimator"), ("sketch", "measure"),
     ("precomputation", "estimator"), ("precomputation", "sketch"),
-    ("validation", "measure"), ("interactions", "measure"),
+    ("validation", "measure"), ("interaction", "measure"),
     ("report", "presets"), ("reproduce", "presets"), ("reproduce", "report"),
     ("reproduce", "paper"), ("cli", "paper"), ("cli", "reproduce"),
 }

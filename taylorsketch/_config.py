@@ -26,3 +26,9 @@ PARALLEL_MIN_COEFFICIENTS = 1 << 21
 # against 0.13 ms with 1.  Parallelism comes from training batches of
 # directions in separate processes instead (``precompute(..., workers=2)``).
 BLAS_THREADS = 1
+
+# Coefficients per lifted array in one slice of the MultiJet optimiser step
+# (2^22 float64 = 32 MB): the lifted (ranked) state is d times the MultiJet's
+# (at d = 12, 4.9 GB for MicroGPT's parameters and Adam's two moments), so it
+# is built a slice of parameters at a time; Adam is elementwise in them.
+MULTIJET_ADAM_CHUNK = 1 << 22

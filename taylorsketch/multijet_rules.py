@@ -37,6 +37,7 @@ import math
 import numpy as np
 
 from . import kernels, subset_kernels
+from ._config import MULTIJET_ADAM_CHUNK
 from . import shape_rules  # noqa: F401 - registers the structural rules in RULES
 from .rules import RULES
 
@@ -80,10 +81,10 @@ def to_ranks(xs):
     return ranked.reshape((d, n_subsets * n_dirs) + shape)
 
 
-def from_ranks(ys, n_dirs, out=None):
+def from_ranks(ys, n_dirs):
     """Ranked Moebius of a univariate series ``(d, (2^d - 1) M, *S)``, back to ``(2^d - 1, M, *S)``.
 
-    ``ys`` is overwritten; ``out`` (optional) receives the result.
+    ``ys`` is overwritten when it is contiguous (the rules' outputs are fresh).
     """
     d = ys.shape[0]
     n_subsets = (1 << d) - 1
@@ -91,8 +92,7 @@ def from_ranks(ys, n_dirs, out=None):
     ranked = np.ascontiguousarray(ys).reshape(d, n_subsets, -1)
     if not ranked.flags.writeable:       # a broadcast view
         ranked = ranked.copy()
-    if out is None:
-        out = np.empty((n_subsets, n_dirs) + shape, dtype=ys.dtype)
+    out = np.empty((n_subsets, n_dirs) + shape, dtype=ys.dtype)
     subset_kernels.ranked_moebius(ranked, out.reshape(n_subsets, -1))
     return out
 
@@ -118,12 +118,6 @@ for _name, _linear_when in LIFTED.items():
     MULTI_RULES[_name] = _lift(_name, _linear_when)
 
 
-# Coefficients per lifted array in one chunk of the optimiser step (32 MB of
-# float64): the lifted state is d times the MultiJet's, so it is built a slice
-# of parameters at a time (Adam is elementwise in the parameters).
-ADAM_CHUNK = 1 << 22
-
-
 def adam_update(p0, m0, v0, g0, ps, ms, vs, gs, beta1, beta2, lr, bias1, bias2, eps):
     """:func:`taylorsketch.kernels.adam_update` for MultiJet series ``(2^d - 1, M, P)``, in place.
 
@@ -132,7 +126,7 @@ def adam_update(p0, m0, v0, g0, ps, ms, vs, gs, beta1, beta2, lr, bias1, bias2, 
     transform.  The primals are updated by the kernel itself.
     """
     n_subsets, n_dirs, n_params = ps.shape
-    width = max(1, ADAM_CHUNK // (n_variables(n_subsets) * n_subsets * n_dirs))
+    width = max(1, MULTIJET_ADAM_CHUNK // (n_variables(n_subsets) * n_subsets * n_dirs))
     for a in range(0, n_params, width):
         b = min(a + width, n_params)
         lifted = [to_ranks(x[:, :, a:b]) for x in (ps, ms, vs, gs)]

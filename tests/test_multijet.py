@@ -283,3 +283,15 @@ def test_fused_adam_step_matches_the_step_in_multijet_arithmetic():
         want_p, m, v = adam_reference_step(want_p, m, v, g, step, opt)
     np.testing.assert_allclose(got.coefficients(), want_p.coefficients(), rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(opt.v.coefficients(), v.coefficients(), rtol=1e-12, atol=1e-14)
+
+
+def test_adam_step_in_slices_of_parameters_is_the_same(monkeypatch):
+    import taylorsketch.multijet_rules as multijet_rules
+    rng = np.random.default_rng(6)
+    p = MultiJet(rng.normal(size=10), rng.normal(size=(7, 1, 10)))
+    g = MultiJet(rng.normal(size=10), rng.normal(size=(7, 1, 10)))
+    whole, sliced = (MultiJet(p.primal.copy(), p.series.copy()) for _ in range(2))
+    ts.Adam(total_steps=3).step(whole, g)
+    monkeypatch.setattr(multijet_rules, "MULTIJET_ADAM_CHUNK", 3 * 7 * 3)   # 3 parameters per slice
+    ts.Adam(total_steps=3).step(sliced, g)
+    np.testing.assert_array_equal(sliced.coefficients(), whole.coefficients())

@@ -131,7 +131,7 @@ def train(model, init_params, docs, steps=None, weights=None, optimizer=None, pr
     ``weights`` is ``None`` (ordinary training), a float array of length N, or
     a Jet of shape ``(N,)``: then the whole run is carried out in jet
     arithmetic and the returned parameters are Jets along the weights'
-    directions.
+    directions (MultiJets for MultiJet weights: see :func:`taylorsketch.interactions`).
 
     Parameters
     ----------
@@ -139,7 +139,7 @@ def train(model, init_params, docs, steps=None, weights=None, optimizer=None, pr
     init_params : dict name -> array
     docs : sequence of documents (strings for MicroGPT)
     steps : int, default ``len(docs)``
-    weights : None, array_like (N,), or Jet (N,)
+    weights : None, array_like (N,), or Jet / MultiJet (N,)
     optimizer : Adam, default the paper's (``total_steps = steps``)
     progress : bool or None (default: a bar only when stderr is a terminal)
 

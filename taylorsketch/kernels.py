@@ -251,5 +251,7 @@ def adam_update(p0, m0, v0, g0, ps, ms, vs, gs, beta1, beta2, lr, bias1, bias2, 
             for l in range(n):
                 q[k, l] *= inv_s[l]
                 ps[k - 1, d, l] -= lr * q[k, l]
+    # the primal as plain Adam (and the paper's code) associates it, (lr m_hat) / s_0,
+    # not lr (m_hat / s_0): so a jet run's primal is the plain run to the bit
     for l in numba.prange(n):
-        p0[l] -= lr * q0[l]
+        p0[l] -= lr * (m0[l] / bias1) / s0[l]

@@ -4,7 +4,7 @@ Float64 and complex128, orders 0..12, random sizes.  A kernel fills rows 1..K
 of its output (``mul`` all rows); row 0 is set here as the rules set it.  The
 tolerance ``1e-10`` is relative to the largest coefficient met so far in each
 series (see ``reference.assert_series_close``): the recurrences and the twins
-round differently, by about ``K^2 * eps`` times that size (< 1e-13), while a
+round differently, by at most 5e-12 times that size (measured against mpmath), while a
 wrong index or weight gives an O(1) error.
 
 Shape legend: K = order, L = number of scalar series, M = directions, P = parameters.
@@ -12,7 +12,7 @@ Shape legend: K = order, L = number of scalar series, M = directions, P = parame
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 import reference
@@ -142,6 +142,8 @@ def test_power(case, exponent):
     check_power(x, exponent)
 
 
+# found by hypothesis: the twin's old identity 1 - 2/(exp(2x) + 1) lost 1.5e-10 here
+@example(case=(12, np.complex128, np.array([[2.0]] + [[1.0 + 1.0j]] * 12)))
 @given(cases("any"))
 def test_tanh(case):
     _, _, x = case

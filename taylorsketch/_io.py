@@ -1,7 +1,10 @@
 """Atomic file writes: a temporary file in the target folder, renamed into place.
 
 An interrupted write (Ctrl-C, full disk, crash) never leaves a half-written
-file at the target path; at worst the previous version stays.
+file at the target path; at worst the previous version stays.  With
+``overwrite=False`` an existing file is never replaced, not even by a
+concurrent writer (the temporary file is hard-linked into place, which fails
+if the name exists).
 """
 
 import json
@@ -15,12 +18,16 @@ def _umask():
     return mask
 
 
-def atomic_write(path, write, mode="wb"):
+def atomic_write(path, write, mode="wb", overwrite=True):
     """Call ``write(file)`` on a temporary file, then rename it to ``path``.
 
     The file gets the permissions an ordinary ``open(path, "w")`` would give.
+    ``overwrite=False``: a ``FileExistsError`` if ``path`` exists (checked
+    first, and again atomically at the end).
     """
     path = os.fspath(path)
+    if not overwrite and os.path.lexists(path):
+        raise FileExistsError(f"{path} exists (not overwritten)")
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
     try:
@@ -29,7 +36,11 @@ def atomic_write(path, write, mode="wb"):
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)      # FileExistsError if another writer got there first
+            os.unlink(tmp)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)

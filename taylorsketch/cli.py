@@ -4,11 +4,13 @@ validate, merge, reproduce and interactions.
 Training data is the paper's set-up by default (the shuffled names list, the
 paper's initial parameters); ``--docs FILE`` trains on a file of one
 document per line instead.  Every command prints a readable summary, or JSON
-with ``--json``.
+with ``--json``.  No command overwrites a file without ``--force``; no
+failure prints a traceback (docs/errors.md).
 """
 
 import argparse
 import json
+import math
 import os
 import sys
 
@@ -28,6 +30,46 @@ from .validation import validate
 
 class CLIError(Exception):
     """A user error: printed as one line, exit status 2."""
+
+
+BUG_REPORT = ("this is a bug in taylorsketch: please report it (the command line and this message) "
+              "to the taylorsketch issue tracker")
+
+
+# ----------------------------------------------------------------------------
+# option types: a bad value is argparse's usage error (status 2), before any work
+
+
+def _integer(low):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {low}; got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {low}; got {text!r}")
+        return value
+    parse.__name__ = f"integer >= {low}"
+    return parse
+
+
+def _finite(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a finite number; got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number; got {text!r}")
+    return value
+
+
+def _text(what):
+    def parse(text):
+        if not text:
+            raise argparse.ArgumentTypeError(f"{what} must not be empty")
+        return text
+    parse.__name__ = what
+    return parse
 
 
 # ----------------------------------------------------------------------------
@@ -51,18 +93,27 @@ def _data(source):
     """(docs, model, init) from a data description dict."""
     if source["source"] == "paper":
         s = paper.setup(seed=source["seed"])
+        if source.get("explicit_n_docs") and source["n_docs"] > len(s.docs):
+            raise CLIError(f"--n-docs {source['n_docs']}: the paper's names list has only {len(s.docs)}")
         docs = s.docs[: source["n_docs"]]
         return docs, MicroGPT(s.vocab), s.init
-    docs = _read_docs(source["path"])[: source["n_docs"]]
+    docs = _read_docs(source["path"])
+    if source.get("explicit_n_docs") and source["n_docs"] > len(docs):
+        raise CLIError(f"--n-docs {source['n_docs']}: {source['path']} has only {len(docs)} documents")
+    docs = docs[: source["n_docs"]]
     model = MicroGPT(Vocab.from_documents(docs))
     return docs, model, model.init_params(seed=source["seed"])
 
 
 def _source_from_args(args):
-    if args.docs:
-        return {"source": "file", "path": os.path.abspath(args.docs), "seed": args.data_seed,
-                "n_docs": args.n_docs}
-    return {"source": "paper", "seed": args.data_seed, "n_docs": args.n_docs}
+    n_docs = 1000 if args.n_docs is None else args.n_docs
+    if args.docs is not None:
+        source = {"source": "file", "path": os.path.abspath(args.docs), "seed": args.data_seed,
+                  "n_docs": n_docs}
+    else:
+        source = {"source": "paper", "seed": args.data_seed, "n_docs": n_docs}
+    docs, model, init = _data({**source, "explicit_n_docs": args.n_docs is not None})
+    return source, docs, model, init
 
 
 def _load_sketch(path):
@@ -70,6 +121,8 @@ def _load_sketch(path):
         return Sketch.load(path)
     except FileNotFoundError:
         raise CLIError(f"no sketch at {path}") from None
+    except PermissionError:
+        raise CLIError(f"cannot read {path}: permission denied") from None
     except SketchFileError as err:
         raise CLIError(str(err)) from None
 
@@ -120,8 +173,8 @@ def _measure(args, model):
 
 
 def cmd_precompute(args):
-    source = _source_from_args(args)
-    docs, model, init = _data(source)
+    _writable(args.out, args.force)   # before the expensive part
+    source, docs, model, init = _source_from_args(args)
     if args.exact_contains is not None:
         indicator = deletion_indicator(docs, lambda d: args.exact_contains in d)
         if not indicator.any():
@@ -129,12 +182,11 @@ def cmd_precompute(args):
         directions = indicator[None, :]
     else:
         directions = args.directions
-    _writable(args.out)   # before the expensive part
     sketch = precompute(model, init, docs, order=args.order, directions=directions, seed=args.seed,
                         steps=args.steps, batch_size=args.batch_size, shard=args.shard,
                         num_shards=args.num_shards, workers=args.workers, progress=args.progress,
                         data=source)
-    sketch.save(args.out)
+    _save(sketch, args.out, args.force)
     return {"out": args.out, "order": sketch.order, "n_directions": sketch.n_directions,
             "n_docs": sketch.n_docs, "kind": sketch.kind}, f"wrote {sketch!r} to {args.out}"
 
@@ -161,8 +213,7 @@ def cmd_predict(args):
 
 
 def cmd_retrain(args):
-    source = _source_from_args(args)
-    docs, model, init = _data(source)
+    _, docs, model, init = _source_from_args(args)
     phi = _measure(args, model)
     deleted = _deleted(args, docs)
     rows = []
@@ -189,26 +240,36 @@ def cmd_validate(args):
     sketch = _load_sketch(args.sketch)
     docs, model, init = _sketch_data(sketch)
     phi = _measure(args, model)
-    sizes = [int(s) for s in args.sizes.split(",")]
+    try:
+        sizes = [int(s) for s in args.sizes.split(",")]
+    except ValueError:
+        raise CLIError(f"--sizes must be comma-separated integers; got {args.sizes!r}") from None
     v = validate(sketch, model, init, docs, phi, sizes=sizes, sets_per_size=args.sets,
                  seed=args.seed, groups=args.groups, progress=args.progress)
     return {"measure": phi.name, **v.as_dict()}, v.format()
 
 
 def cmd_merge(args):
+    out = os.path.realpath(args.out)
+    if any(os.path.realpath(p) == out for p in args.inputs):
+        raise CLIError(f"the output {args.out} is one of the inputs: it would be overwritten "
+                       f"(the output comes first: merge OUT SHARD SHARD ...)")
+    if len(args.inputs) < 2 and not args.complete:
+        raise CLIError(f"merge needs at least two shards; got {len(args.inputs)} (the output "
+                       f"comes first: merge OUT SHARD SHARD ...; --complete if one shard is the whole set)")
+    _writable(args.out, args.force)
     sketches = [_load_sketch(p) for p in args.inputs]
     try:
-        merged = Sketch.merge(sketches)
+        merged = Sketch.merge(sketches, complete=args.complete)
     except ValueError as err:
         raise CLIError(str(err)) from None
-    _writable(args.out)
-    merged.save(args.out)
+    _save(merged, args.out, args.force)
     return {"out": args.out, "n_directions": merged.n_directions}, f"wrote {merged!r} to {args.out}"
 
 
 def cmd_reproduce(args):
     return reproduce.run(args.figure, preset=args.preset, out=args.out, progress=args.progress,
-               workers=args.workers, resume=args.resume)
+                         workers=args.workers, resume=args.resume, force=args.force)
 
 
 def _group(spec):
@@ -222,18 +283,34 @@ def _group(spec):
 
 
 def cmd_interactions(args):
-    source = _source_from_args(args)
-    docs, model, init = _data(source)
+    _, docs, model, init = _source_from_args(args)
     phi = _measure(args, model)
     res = interactions(model, init, docs, _group(args.group), phi, steps=args.steps,
                        progress=args.progress)
     return res.as_dict(top=args.top), res.format(top=args.top)
 
 
-def _writable(path):
+def _writable(path, force):
+    """A file may be written at ``path``: not a folder, in a writable folder, and
+    not an existing file unless ``--force``."""
+    if not path:
+        raise CLIError("the output path is empty")
+    if os.path.isdir(path):
+        raise CLIError(f"cannot write {path}: it is a folder; give a file name")
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
         raise CLIError(f"cannot write {path}: folder {folder} does not exist or is not writable")
+    if os.path.lexists(path) and not force:
+        raise CLIError(f"{path} exists; pass --force to overwrite it")
+
+
+def _save(sketch, path, force):
+    try:
+        sketch.save(path, overwrite=force)
+    except FileExistsError:
+        raise CLIError(f"{path} exists; pass --force to overwrite it") from None
+    except OSError as err:
+        raise CLIError(f"cannot write {path}: {err.strerror or err}") from None
 
 
 # ----------------------------------------------------------------------------
@@ -241,22 +318,24 @@ def _writable(path):
 
 
 def _data_options(p):
-    p.add_argument("--docs", help="file with one training document per line (default: the paper's names)")
-    p.add_argument("--n-docs", type=int, default=1000, help="train on the first N documents (default 1000)")
-    p.add_argument("--data-seed", type=int, default=42,
+    p.add_argument("--docs", type=_text("--docs FILE"),
+                   help="file with one training document per line (default: the paper's names)")
+    p.add_argument("--n-docs", type=_integer(1), default=None,
+                   help="train on the first N documents (default 1000, or all of --docs if fewer)")
+    p.add_argument("--data-seed", type=_integer(0), default=42,
                    help="seed of the shuffle (paper data only) and of the initial parameters (default 42, the paper's)")
-    p.add_argument("--steps", type=int, default=None, help="training steps (default: one per document)")
+    p.add_argument("--steps", type=_integer(0), default=None, help="training steps (default: one per document)")
 
 
 def _measure_options(p):
-    p.add_argument("--doc", default="max", help="measure the loss on this document (default 'max')")
-    p.add_argument("--continuation", help="measure log P(continuation | prefix) instead ('$' = end of name)")
+    p.add_argument("--doc", default="max", type=_text("--doc"), help="measure the loss on this document (default 'max')")
+    p.add_argument("--continuation", type=_text("--continuation"), help="measure log P(continuation | prefix) instead ('$' = end of name)")
     p.add_argument("--prefix", default="", help="prefix for --continuation")
 
 
 def _deletion_options(p):
     group = p.add_mutually_exclusive_group()
-    group.add_argument("--delete-contains", metavar="TEXT", help="delete the documents containing TEXT")
+    group.add_argument("--delete-contains", metavar="TEXT", type=_text("--delete-contains TEXT"), help="delete the documents containing TEXT")
     group.add_argument("--delete-indices", metavar="I,J,...", help="delete these documents")
 
 
@@ -269,32 +348,33 @@ def build_parser():
 
     p = sub.add_parser("precompute", help="train once in jet arithmetic and save the sketch")
     _data_options(p)
-    p.add_argument("--order", type=int, default=3, help="jet order K (default 3)")
-    p.add_argument("--directions", type=int, default=500, help="random complex directions M (default 500)")
-    p.add_argument("--exact-contains", metavar="TEXT",
+    p.add_argument("--order", type=_integer(1), default=3, help="jet order K (default 3)")
+    p.add_argument("--directions", type=_integer(1), default=500, help="random complex directions M (default 500)")
+    p.add_argument("--exact-contains", metavar="TEXT", type=_text("--exact-contains TEXT"),
                    help="instead, one exact direction: the indicator of documents containing TEXT")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random directions")
-    p.add_argument("--batch-size", type=int, default=None, help="directions per training pass")
-    p.add_argument("--shard", type=int, default=0, help="compute only this shard (0-based) of the directions")
-    p.add_argument("--num-shards", type=int, default=1, help="split the directions into this many shards")
-    p.add_argument("--workers", type=int, default=1, help="processes training batches in parallel")
+    p.add_argument("--seed", type=_integer(0), default=0, help="seed of the random directions")
+    p.add_argument("--batch-size", type=_integer(1), default=None, help="directions per training pass")
+    p.add_argument("--shard", type=_integer(0), default=0, help="compute only this shard (0-based) of the directions")
+    p.add_argument("--num-shards", type=_integer(1), default=1, help="split the directions into this many shards")
+    p.add_argument("--workers", type=_integer(1), default=1, help="processes training batches in parallel")
     p.add_argument("--out", default="sketch.npz", help="where to save the sketch (default sketch.npz)")
+    p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     p.set_defaults(run=cmd_precompute)
 
     p = sub.add_parser("predict", help="predict a measurement after deleting documents")
     p.add_argument("sketch")
     _measure_options(p)
     _deletion_options(p)
-    p.add_argument("--t", type=float, nargs="+", default=[1.0], help="deletion weight(s) t (default 1)")
-    p.add_argument("--degree", type=int, default=None, help="use orders 1..DEGREE only (default: all)")
-    p.add_argument("--groups", type=int, default=None, help="median of means over this many groups")
+    p.add_argument("--t", type=_finite, nargs="+", default=[1.0], help="deletion weight(s) t (default 1)")
+    p.add_argument("--degree", type=_integer(0), default=None, help="use orders 1..DEGREE only (default: all)")
+    p.add_argument("--groups", type=_integer(1), default=None, help="median of means over this many groups")
     p.set_defaults(run=cmd_predict)
 
     p = sub.add_parser("retrain", help="ground truth: retrain with the documents weighted by 1 - t")
     _data_options(p)
     _measure_options(p)
     _deletion_options(p)
-    p.add_argument("--t", type=float, nargs="+", default=[1.0], help="deletion weight(s) t (default 1)")
+    p.add_argument("--t", type=_finite, nargs="+", default=[1.0], help="deletion weight(s) t (default 1)")
     p.set_defaults(run=cmd_retrain)
 
     p = sub.add_parser("stability", help="per-order log2 ||T_r||_F estimates")
@@ -306,14 +386,17 @@ def build_parser():
     p.add_argument("sketch")
     _measure_options(p)
     p.add_argument("--sizes", default="1,5,20", help="deletion set sizes (default 1,5,20)")
-    p.add_argument("--sets", type=int, default=3, help="sets per size (default 3)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random deletion sets")
-    p.add_argument("--groups", type=int, default=None, help="median of means over this many groups")
+    p.add_argument("--sets", type=_integer(1), default=3, help="sets per size (default 3)")
+    p.add_argument("--seed", type=_integer(0), default=0, help="seed of the random deletion sets")
+    p.add_argument("--groups", type=_integer(1), default=None, help="median of means over this many groups")
     p.set_defaults(run=cmd_validate)
 
     p = sub.add_parser("merge", help="join shards of one precomputation")
-    p.add_argument("out", help="the merged sketch")
-    p.add_argument("inputs", nargs="+", help="the shards")
+    p.add_argument("out", help="the merged sketch (not one of the shards)")
+    p.add_argument("inputs", nargs="+", help="the shards (at least two)")
+    p.add_argument("--complete", action="store_true",
+                   help="the shards given are the whole set (allows a single shard; checks that no direction is missing)")
+    p.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
     p.set_defaults(run=cmd_merge)
 
     p = sub.add_parser("reproduce", help="reproduce the paper's figures (writes JSON, PNG, report.md)")
@@ -321,10 +404,11 @@ def build_parser():
     p.add_argument("--preset", choices=sorted(reproduce.PRESETS), default="quick",
                    help="quick: about two minutes; full: the paper's scale (about half an hour on 2 cores)")
     p.add_argument("--out", default="results", help="folder for figN.json, figN.png and report.md")
-    p.add_argument("--workers", type=int, default=2, help="processes training directions in parallel (default 2)")
+    p.add_argument("--workers", type=_integer(1), default=2, help="processes training directions in parallel (default 2)")
     p.add_argument("--resume", action="store_true",
                    help="reuse figures already completed in --out with the same preset, "
                         "configuration and version")
+    p.add_argument("--force", action="store_true", help="overwrite the files of an earlier run in --out")
     p.set_defaults(run=cmd_reproduce)
 
     p = sub.add_parser("interactions", help="exact mixed partials over a group of deleted documents")
@@ -333,7 +417,7 @@ def build_parser():
     p.add_argument("--group", required=True, metavar="I,J,K+L,...",
                    help="the group: 1..12 members separated by ',', each a document index or "
                         "indices joined by '+' (deleted together)")
-    p.add_argument("--top", type=int, default=10, help="interactions to list (default 10)")
+    p.add_argument("--top", type=_integer(1), default=10, help="interactions to list (default 10)")
     p.set_defaults(run=cmd_interactions)
     return parser
 
@@ -343,14 +427,34 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         data, text = args.run(args)
-    except (CLIError, ValueError) as err:   # the package's ValueErrors are bad input, explained in one line
-        print(f"taylorsketch {args.command}: error: {err}", file=sys.stderr)
+        print(json.dumps(_json_safe(data), indent=2) if args.json else text, flush=True)
+    except BrokenPipeError:            # stdout closed early (``| head``): nothing left to say
+        _silence_stdout()
+        return 0
+    except (CLIError, ValueError, TypeError) as err:   # bad input, explained in one line
+        print(f"taylorsketch {args.command}: error: {_one_line(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"taylorsketch {args.command}: interrupted", file=sys.stderr)
         return 130
-    print(json.dumps(_json_safe(data), indent=2) if args.json else text)
+    except Exception as err:           # noqa: BLE001  (anything else is ours, not the user's)
+        print(f"taylorsketch {args.command}: internal error: {type(err).__name__}: {_one_line(err)}; "
+              f"{BUG_REPORT}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _one_line(err):
+    return " ".join(str(err).split())
+
+
+def _silence_stdout():
+    """Point stdout at /dev/null, so that Python's own flush at exit does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):   # stdout without a file descriptor (captured)
+        pass
 
 
 def _json_safe(value):

@@ -27,6 +27,12 @@ class Vocab:
 
     chars: str
 
+    def __post_init__(self):
+        if not isinstance(self.chars, str):
+            raise TypeError(f"Vocab chars must be a string; got {type(self.chars).__name__}")
+        if len(set(self.chars)) != len(self.chars):
+            raise ValueError(f"Vocab chars must be distinct characters; got {self.chars!r}")
+
     @classmethod
     def from_documents(cls, docs):
         return cls("".join(sorted(set("".join(docs)))))

@@ -104,6 +104,9 @@ class Jet:
                 f"got series {series.shape} for primal {primal.shape}")
         if np.iscomplexobj(primal) and not np.iscomplexobj(series):
             series = series.astype(np.complex128)
+        for name, value in (("primal", primal), ("series", series)):
+            if not np.all(np.isfinite(value)):
+                raise ValueError(f"Jet {name} contains non-finite values (NaN or inf)")
         self.primal = primal
         self.series = series
 
@@ -287,6 +290,9 @@ def to_derivatives(coeffs):
 
     The one conversion from this module's convention, at the API boundary.
     """
+    if coeffs.shape[0] > 171:
+        raise ValueError(f"derivatives need order <= 170 (171! overflows a float); got order "
+                         f"{coeffs.shape[0] - 1}: use the normalised coefficients (ts.taylor) instead")
     factorials = np.array([math.factorial(r) for r in range(coeffs.shape[0])], dtype=float)
     return coeffs * factorials.reshape((-1,) + (1,) * (coeffs.ndim - 1))
 

@@ -18,6 +18,7 @@ class Measure:
     name: str
     fn: object = field(compare=False, repr=False)
     key: tuple = field(default=None)
+    model: object = field(default=None, compare=False, repr=False)   # the model it was built for
 
     def __call__(self, params):
         return self.fn(params)
@@ -43,7 +44,7 @@ def doc_loss(model, doc):
 
     def fn(params):
         return model.forward(params, encoded)[0]
-    return Measure(f"loss({doc!r})", fn, ("doc_loss", repr(doc)))
+    return Measure(f"loss({doc!r})", fn, ("doc_loss", repr(doc)), model)
 
 
 def logprob(model, prefix, continuation):
@@ -54,7 +55,7 @@ def logprob(model, prefix, continuation):
     def fn(params):
         return model.logprob(params, prefix, continuation)
     fn(_probe_params(model))
-    return Measure(f"logP({continuation!r}|{prefix!r})", fn, ("logprob", prefix, continuation))
+    return Measure(f"logP({continuation!r}|{prefix!r})", fn, ("logprob", prefix, continuation), model)
 
 
 def _probe_params(model):

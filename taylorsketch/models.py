@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import nn
+from . import _check, nn
 from .data import Vocab
 from .functions import log_softmax, primal, softmax, tanh
 from .jet import Jet
@@ -33,11 +33,11 @@ class GPTConfig:
     init_std: float = 0.08
 
     def __post_init__(self):
+        for name in ("vocab_size", "n_layer", "n_embd", "n_head", "block_size"):
+            _check.integer(getattr(self, name), name, low=1)
+        _check.real(self.init_std, "init_std", low=0.0)
         if self.n_embd % self.n_head:
             raise ValueError(f"n_embd={self.n_embd} is not a multiple of n_head={self.n_head}")
-        for name in ("vocab_size", "n_layer", "n_embd", "n_head", "block_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1; got {getattr(self, name)}")
 
 
 class BlockCache(NamedTuple):
@@ -102,7 +102,11 @@ class MicroGPT(Model):
 
     def __init__(self, vocab, n_layer=GPTConfig.n_layer, n_embd=GPTConfig.n_embd, n_head=GPTConfig.n_head,
                  block_size=GPTConfig.block_size, init_std=GPTConfig.init_std):
-        self.vocab = vocab if isinstance(vocab, Vocab) else Vocab(str(vocab))
+        if isinstance(vocab, str):
+            vocab = Vocab(vocab)
+        if not isinstance(vocab, Vocab):
+            raise TypeError(f"vocab must be a Vocab or a string of its characters; got {type(vocab).__name__}")
+        self.vocab = vocab
         self.config = GPTConfig(self.vocab.size, n_layer, n_embd, n_head, block_size, init_std)
 
     def __repr__(self):
@@ -261,10 +265,13 @@ class MLP(Model):
     """
 
     def __init__(self, n_in=2, n_hidden=16, n_out=1, task="regression", init_std=None):
-        if task not in ("regression", "classification"):
-            raise ValueError(f"task must be 'regression' or 'classification'; got {task!r}")
-        self.n_in, self.n_hidden, self.n_out, self.task = n_in, n_hidden, n_out, task
-        self.init_std = init_std
+        _check.choice(task, "task", ("regression", "classification"))
+        self.n_in, self.n_hidden, self.n_out = (_check.integer(value, name, low=1) for value, name in
+                                                ((n_in, "n_in"), (n_hidden, "n_hidden"), (n_out, "n_out")))
+        if task == "classification" and self.n_out < 2:
+            raise ValueError(f"a classification MLP needs n_out >= 2 classes; got {self.n_out}")
+        self.task = task
+        self.init_std = None if init_std is None else _check.real(init_std, "init_std", low=0.0)
 
     def describe(self):
         return {"model": "MLP", "n_in": self.n_in, "n_hidden": self.n_hidden,
@@ -287,6 +294,10 @@ class MLP(Model):
     def synthetic_dataset(n, seed=0, task="regression", n_in=2, n_classes=3):
         """``n`` examples ``(x, y)``: ``x ~ N(0, I)``; regression targets
         ``sin(x_0) + x_1^2 / 2`` plus noise, or class labels from the angle of ``x``."""
+        n = _check.integer(n, "n", low=1)
+        _check.choice(task, "task", ("regression", "classification"))
+        n_in = _check.integer(n_in, "n_in", low=2)
+        n_classes = _check.integer(n_classes, "n_classes", low=2)
         rng = np.random.default_rng(seed)
         xs = rng.normal(size=(n, n_in))
         if task == "regression":

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from . import kernels
+from . import _check, kernels
 from ._config import PARALLEL_MIN_COEFFICIENTS
 from .jet import Jet
 from .multijet import MultiJet
@@ -42,6 +42,14 @@ class Adam:
     total_steps: int = 1000
 
     def __post_init__(self):
+        _check.real(self.lr, "lr", low=0.0)
+        for name in ("beta1", "beta2"):
+            value = _check.real(getattr(self, name), name, low=0.0)
+            if value >= 1.0:
+                raise ValueError(f"{name} must be in [0, 1); got {value}")
+        if _check.real(self.eps, "eps") <= 0:
+            raise ValueError(f"eps must be > 0 (it keeps the square root analytic); got {self.eps}")
+        _check.integer(self.total_steps, "total_steps", low=1)
         self.t = 0
         self.m = None
         self.v = None

@@ -14,6 +14,7 @@ import os
 
 import numpy as np
 
+from . import _check
 from .estimator import random_directions
 from .jet import Jet
 from .optim import Adam
@@ -46,9 +47,14 @@ def precompute(model, init_params, docs, order, directions, seed=0, steps=None, 
     -------
     Sketch
     """
-    docs = list(docs)
+    docs = _check.documents(docs)
     _check_arguments(model, init_params, order)
-    steps = len(docs) if steps is None else int(steps)
+    steps = len(docs) if steps is None else _check.integer(steps, "steps", low=0)
+    seed = _check.integer(seed, "seed", low=0)
+    batch_size = _check.optional_integer(batch_size, "batch_size", low=1)
+    workers = _check.optional_integer(workers, "workers", low=1)
+    if data is not None and not isinstance(data, dict):
+        raise TypeError(f"data must be a dict describing the documents' source, or None; got {type(data).__name__}")
     psi, ids, total, kind = draw_directions(directions, len(docs), seed, shard, num_shards)
     # every batch trains with a fresh copy of this optimizer; the metadata records it
     optimizer = Adam(total_steps=max(steps, 1))
@@ -59,8 +65,7 @@ def precompute(model, init_params, docs, order, directions, seed=0, steps=None, 
 
 
 def _check_arguments(model, init_params, order):
-    if not isinstance(order, (int, np.integer)) or order < 1:
-        raise ValueError(f"order must be an integer >= 1; got {order!r}")
+    _check.integer(order, "order", low=1)
     check_params(model, init_params)
 
 
@@ -71,10 +76,10 @@ def draw_directions(directions, n, seed=0, shard=0, num_shards=1):
     ``kind = "random"``) or an explicit ``(M, n)`` array (ids ``-1``,
     ``kind = "explicit"``).
     """
-    if isinstance(directions, (int, np.integer)):
-        total = int(directions)
-        if total < 1:
-            raise ValueError(f"directions must be >= 1; got {total}")
+    if isinstance(directions, (int, np.integer)) and not isinstance(directions, bool):
+        total = _check.integer(directions, "directions", low=1)
+        shard = _check.integer(shard, "shard", low=0)
+        num_shards = _check.integer(num_shards, "num_shards", low=1)
         if not 0 <= shard < num_shards or num_shards > total:
             raise ValueError(f"need 0 <= shard < num_shards <= directions; got shard={shard}, "
                              f"num_shards={num_shards}, directions={total}")
@@ -82,6 +87,8 @@ def draw_directions(directions, n, seed=0, shard=0, num_shards=1):
         ids = np.arange(bounds[shard], bounds[shard + 1])
         return random_directions(n, ids, seed), ids, total, "random"
     psi = np.asarray(directions)
+    if not (np.issubdtype(psi.dtype, np.number) or psi.dtype == bool):
+        raise TypeError(f"directions must be a count or a numeric (M, n_docs) array; got {directions!r:.80}")
     if psi.ndim != 2 or psi.shape[1] != n:
         raise ValueError(f"explicit directions must have shape (M, n_docs) = (M, {n}); got {psi.shape}")
     if not np.all(np.isfinite(psi)):

@@ -187,12 +187,14 @@ def _completed(path, preset, config):
     return result
 
 
-def run(figure, preset="quick", out="results", progress=None, workers=2, resume=False):
+def run(figure, preset="quick", out="results", progress=None, workers=2, resume=False, force=True):
     """Run one figure or ``"all"``; returns ``(json_data, text)`` for the CLI.
 
     ``workers`` processes train batches of directions in parallel; with
     ``resume``, a figure whose ``figN.json`` in ``out`` is complete and from the
     same preset, configuration and version is read instead of recomputed.
+    ``force=False`` (the CLI without ``--force``) refuses to start when ``out``
+    already holds files of an earlier run that would be overwritten.
     """
     if figure not in FIGURES + ("all",):
         raise ReproductionError(f"unknown figure {figure!r}; choose fig1, fig2, fig3 or all")
@@ -205,6 +207,13 @@ def run(figure, preset="quick", out="results", progress=None, workers=2, resume=
     if not os.access(out, os.W_OK):
         raise ReproductionError(f"output folder {out} is not writable")
     names = FIGURES if figure == "all" else (figure,)
+    if not force and not resume:
+        written = [f"{name}.{ext}" for name in names for ext in ("json", "png")]
+        written += ["report.md"] if figure == "all" else []
+        existing = [name for name in written if os.path.lexists(os.path.join(out, name))]
+        if existing:
+            raise ReproductionError(f"{out} already holds {', '.join(existing)} of an earlier run; "
+                                    f"--resume to continue it, or --force to overwrite")
     ctx = _context(preset, progress, workers)
     results, done = {}, []
     lines = [f"{'figure':6s}  {'time':>10s}  result", f"{'-' * 6}  {'-' * 10}  {'-' * 60}"]

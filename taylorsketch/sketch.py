@@ -19,7 +19,7 @@ import zipfile
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from . import deletion
+from . import _check, deletion
 from ._config import BLAS_THREADS
 from ._io import atomic_write
 from .data import Vocab
@@ -33,7 +33,8 @@ FORMAT_VERSION = 1
 
 
 class SketchFileError(ValueError):
-    """A sketch file that cannot be read: truncated, corrupt, or of another format version."""
+    """A sketch file that cannot be read: truncated, corrupt, inconsistent with its
+    own metadata, or of another format version."""
 
 
 # ----------------------------------------------------------------------------
@@ -55,6 +56,8 @@ def fingerprint(docs):
 
 def model_from_description(d):
     """Rebuild a model from ``model.describe()``."""
+    if not isinstance(d, dict):
+        raise SketchFileError(f"a model description must be a JSON object; got {type(d).__name__}")
     d = dict(d)
     kind = d.pop("model", None)
     if kind == "MicroGPT":
@@ -130,10 +133,11 @@ class Sketch:
         Computed once per measurement and kept.
         """
         measure = as_measure(measure)
-        cached = self._coefficients.get(measure.cache_key)
+        key = (measure.cache_key, self._model_key(measure))
+        cached = self._coefficients.get(key)
         if cached is not None:
             return cached
-        batch = self.n_directions if batch_size is None else int(batch_size)
+        batch = self.n_directions if batch_size is None else _check.integer(batch_size, "batch_size", low=1)
         out = np.empty((self.n_directions, self.order + 1), dtype=np.result_type(self.series, float))
         for start in range(0, self.n_directions, batch):
             stop = min(start + batch, self.n_directions)
@@ -146,8 +150,22 @@ class Sketch:
             out[start:stop, 1:] = value.series.T
         if not np.all(np.isfinite(out)):
             raise ValueError(f"measurement {measure.name} gave non-finite coefficients")
-        self._coefficients[measure.cache_key] = out
+        self._coefficients[key] = out
         return out
+
+    def _model_key(self, measure):
+        """The identity and parameter layout of the model ``measure`` was built for
+        (``None`` for a plain callable); a measurement of another model is an error,
+        not a number computed with this sketch's parameters in the wrong places."""
+        if measure.model is None:
+            return None
+        describe = getattr(measure.model, "describe", None)
+        mine = self.model.describe()
+        theirs = describe() if describe is not None else None
+        if theirs != mine:
+            raise ValueError(f"measurement {measure.name} was built for another model "
+                             f"({theirs}); this sketch's model is {mine}")
+        return json.dumps(mine, sort_keys=True), tuple(self.model.param_shapes().items())
 
     # -- prediction ----------------------------------------------------------
 
@@ -170,9 +188,15 @@ class Sketch:
         if docs is not None:
             self.check_docs(docs)
         indicator = deletion.indicator(self.n_docs, deleted, docs)
-        degree = self.order if degree is None else int(degree)
-        if not 0 <= degree <= self.order:
-            raise ValueError(f"degree must be in 0..{self.order}; got {degree}")
+        degree = self.order if degree is None else _check.integer(degree, "degree", 0, self.order)
+        groups = _check.optional_integer(groups, "groups", 1, self.n_directions)
+        if np.ndim(t) == 0:
+            t = _check.real(t, "t")
+        else:
+            t = np.asarray(t)
+            if t.ndim != 1 or not np.issubdtype(t.dtype, np.number) or np.iscomplexobj(t) \
+                    or not np.all(np.isfinite(t)):
+                raise ValueError(f"t must be a finite real number or a 1-D array of them; got {t!r:.80}")
         coeffs = self.coefficients(measure)
         if self.kind == "explicit":
             return estimate_exact(coeffs, self.directions, indicator, degree, t)
@@ -186,23 +210,32 @@ class Sketch:
 
     # -- persistence ---------------------------------------------------------
 
-    def save(self, path):
+    def save(self, path, overwrite=True):
         """Write the sketch to ``path`` (``.npz`` arrays plus JSON metadata; no pickle).
 
         Written to a temporary file in the same folder and renamed into place,
         so an interrupted save never leaves a corrupt sketch at ``path``.
+        ``overwrite=False`` refuses (``FileExistsError``) to replace a file.
         """
         path = os.fspath(path)
         meta = dict(self.meta, format_version=FORMAT_VERSION)
         arrays = {"primal": self.primal, "series": self.series, "directions": self.directions,
                   "direction_ids": self.direction_ids,
                   "meta": np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)}
-        atomic_write(path, lambda f: np.savez(f, **arrays))
+        atomic_write(path, lambda f: np.savez(f, **arrays), overwrite=overwrite)
 
     @classmethod
     def load(cls, path):
-        """Read a sketch written by :meth:`save`; a damaged file is a :class:`SketchFileError`."""
+        """Read a sketch written by :meth:`save`.
+
+        Anything wrong inside the file (truncated, corrupt, metadata missing or
+        malformed, an array whose dtype or shape disagrees with the metadata,
+        non-finite numbers) is a :class:`SketchFileError`; a missing file is a
+        ``FileNotFoundError``.  Nothing is unpickled.
+        """
         path = os.fspath(path)
+        if os.path.isdir(path):
+            raise SketchFileError(f"{path}: is a folder, not a sketch file")
         try:
             data = np.load(path, allow_pickle=False)
             if not isinstance(data, np.lib.npyio.NpzFile):
@@ -211,39 +244,37 @@ class Sketch:
                 arrays = {k: data[k] for k in ("primal", "series", "directions", "direction_ids", "meta")}
         except FileNotFoundError:
             raise
-        except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError) as err:
+        except Exception as err:   # an untrusted file: whatever numpy or zipfile trips on is damage
             raise SketchFileError(f"{path}: not a readable taylorsketch sketch ({err})") from None
         try:
-            meta = json.loads(arrays["meta"].tobytes().decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise SketchFileError(f"{path}: corrupt metadata ({err})") from None
-        if not isinstance(meta, dict):
-            raise SketchFileError(f"{path}: corrupt metadata (not a JSON object)")
-        version = meta.get("format_version")
-        if version != FORMAT_VERSION:
-            raise SketchFileError(f"{path}: sketch format version {version}; this taylorsketch "
-                                  f"reads version {FORMAT_VERSION}")
-        try:
-            model = model_from_description(meta["model"])
-            order = meta["order"]
-        except KeyError as err:
-            raise SketchFileError(f"{path}: metadata lacks {err}") from None
-        except (TypeError, ValueError) as err:
-            raise SketchFileError(f"{path}: unusable metadata ({err})") from None
-        n_params = sum(math.prod(s) for s in model.param_shapes().values())
-        primal, series, directions, ids = (arrays[k] for k in ("primal", "series", "directions", "direction_ids"))
-        if (primal.shape != (n_params,) or series.ndim != 3 or series.shape[2] != n_params
-                or directions.shape[0] != series.shape[1] or ids.shape != (series.shape[1],)
-                or series.shape[0] != order):
-            raise SketchFileError(f"{path}: array shapes do not match the metadata")
-        return cls(model, primal, series, directions, ids, meta)
+            meta = json.loads(_array(arrays, "meta", (np.uint8,), 1).tobytes().decode("utf-8"))
+            if not isinstance(meta, dict):
+                raise ValueError("metadata is not a JSON object")
+            version = meta.get("format_version")
+            if version != FORMAT_VERSION:
+                raise SketchFileError(f"sketch format version {version!r}; this taylorsketch "
+                                      f"reads version {FORMAT_VERSION}")
+            model = model_from_description(_field(meta, "model", dict))
+            return cls(model, *_checked_arrays(meta, arrays, model), meta)
+        except SketchFileError as err:
+            raise SketchFileError(f"{path}: {err}") from None
+        except (KeyError, TypeError, ValueError, UnicodeDecodeError, ArithmeticError) as err:
+            raise SketchFileError(f"{path}: unusable metadata or arrays ({err})") from None
 
     @classmethod
-    def merge(cls, sketches):
-        """Join shards of one precomputation (same seed, data, model and training)."""
+    def merge(cls, sketches, complete=False):
+        """Join shards of one precomputation (same seed, data, model and training).
+
+        Fewer than two shards is refused (a forgotten output name makes one
+        shard look like a merge) unless ``complete=True`` says that the given
+        shards are the whole set; then they must hold every direction.
+        """
         sketches = list(sketches)
-        if not sketches:
-            raise ValueError("merge: no sketches")
+        if not all(isinstance(s, Sketch) for s in sketches):
+            raise TypeError("merge: every shard must be a Sketch")
+        if len(sketches) < 2 and not complete:
+            raise ValueError(f"merge: needs at least two shards; got {len(sketches)} "
+                             f"(say complete=True, or --complete, if this is the whole set)")
         first = sketches[0]
         keys = ("kind", "order", "seed", "fingerprint", "model", "training", "total_directions")
         for other in sketches[1:]:
@@ -258,8 +289,75 @@ class Sketch:
         ids = np.concatenate([s.direction_ids for s in sketches])
         if len(np.unique(ids)) != len(ids):
             raise ValueError("merge: shards repeat directions (same shard given twice?)")
+        if complete and len(ids) != first.meta["total_directions"]:
+            raise ValueError(f"merge: the shards hold {len(ids)} of the "
+                             f"{first.meta['total_directions']} directions; the set is not complete")
         order = np.argsort(ids, kind="stable")
         meta = dict(first.meta, shard=None, num_shards=None)
         return cls(first.model, first.primal,
                    np.concatenate([s.series for s in sketches], axis=1)[:, order],
                    np.concatenate([s.directions for s in sketches])[order], ids[order], meta)
+
+
+# ----------------------------------------------------------------------------
+# what Sketch.load checks in a file
+
+
+def _field(meta, key, types, check=None):
+    """``meta[key]``, of one of ``types`` and passing ``check``, or a SketchFileError."""
+    if key not in meta:
+        raise SketchFileError(f"metadata lacks {key!r}")
+    value = meta[key]
+    types = types if isinstance(types, tuple) else (types,)
+    ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
+    if not ok or (check is not None and value is not None and not check(value)):
+        raise SketchFileError(f"metadata {key!r} is unusable: {value!r:.80}")
+    return value
+
+
+def _array(arrays, name, dtypes, ndim):
+    value = arrays[name]
+    if not any(value.dtype == d for d in dtypes) or value.ndim != ndim:
+        raise SketchFileError(f"array {name!r} has dtype {value.dtype} and {value.ndim} axes; "
+                              f"expected {'/'.join(np.dtype(d).name for d in dtypes)} with {ndim}")
+    return value
+
+
+def _checked_arrays(meta, arrays, model):
+    """``(primal, series, directions, direction_ids)``, each checked against the metadata."""
+    kind = _field(meta, "kind", str, lambda v: v in ("random", "explicit"))
+    order = _field(meta, "order", int, lambda v: v >= 1)
+    n_docs = _field(meta, "n_docs", int, lambda v: v >= 1)
+    total = _field(meta, "total_directions", int, lambda v: v >= 1)
+    _field(meta, "seed", int)
+    _field(meta, "fingerprint", str, lambda v: len(v) == 64 and all(c in "0123456789abcdef" for c in v))
+    training = _field(meta, "training", dict)
+    _field(training, "steps", int, lambda v: v >= 0)
+    data = _field(meta, "data", (dict, type(None))) if "data" in meta else None
+    if data is not None:
+        source = _field(data, "source", str, lambda v: v in ("paper", "file"))
+        _field(data, "seed", int)
+        _field(data, "n_docs", int, lambda v: v >= 1)
+        if source == "file":
+            _field(data, "path", str, lambda v: v != "")
+    n_params = sum(math.prod(s) for s in model.param_shapes().values())
+    floats = (np.float64, np.complex128)
+    primal = _array(arrays, "primal", (np.float64,), 1)
+    series = _array(arrays, "series", floats, 3)
+    directions = _array(arrays, "directions", floats, 2)
+    ids = _array(arrays, "direction_ids", (np.int64, np.int32), 1)
+    m = series.shape[1]
+    if (primal.shape != (n_params,) or series.shape != (order, m, n_params) or m < 1
+            or directions.shape != (m, n_docs) or ids.shape != (m,) or m > total):
+        raise SketchFileError(
+            f"array shapes do not match the metadata: primal {primal.shape}, series {series.shape}, "
+            f"directions {directions.shape}, ids {ids.shape}; the metadata says order {order}, "
+            f"{n_docs} documents, {n_params} parameters, at most {total} directions")
+    if kind == "random" and (ids.min() < 0 or ids.max() >= total or len(np.unique(ids)) != m):
+        raise SketchFileError(f"direction ids must be distinct and in 0..{total - 1}")
+    if kind == "explicit" and np.any(ids != -1):
+        raise SketchFileError("explicit directions must have ids -1")
+    for name, value in (("primal", primal), ("series", series), ("directions", directions)):
+        if not np.all(np.isfinite(value)):
+            raise SketchFileError(f"array {name!r} has non-finite values")
+    return primal, series, directions, ids

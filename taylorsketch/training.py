@@ -10,6 +10,7 @@ import math
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from . import _check
 from ._config import BLAS_THREADS
 from .deletion import deletion_indicator
 from .functions import primal as _primal
@@ -24,6 +25,8 @@ class TrainingError(ValueError):
 
 def check_params(model, params):
     """``params`` must hold exactly the model's parameters, with its shapes, finite."""
+    if not isinstance(params, dict):
+        raise TypeError(f"parameters must be a dict name -> array; got {type(params).__name__}")
     shapes = model.param_shapes()
     missing = [n for n in shapes if n not in params]
     extra = [n for n in params if n not in shapes]
@@ -34,7 +37,12 @@ def check_params(model, params):
         got = value.shape if isinstance(value, Jet) else np.shape(value)
         if tuple(got) != tuple(shape):
             raise ValueError(f"parameter {name!r} has shape {tuple(got)}; the model needs {tuple(shape)}")
-        p0 = value.primal if isinstance(value, Jet) else np.asarray(value, dtype=float)
+        p0 = value.primal if isinstance(value, Jet) else np.asarray(value)
+        if np.iscomplexobj(p0):
+            raise TypeError(f"parameter {name!r} is complex; parameters must be real "
+                            f"(complex numbers belong in the directions)")
+        if not (np.issubdtype(p0.dtype, np.number) or p0.dtype == bool):
+            raise TypeError(f"parameter {name!r} has dtype {p0.dtype}; parameters must be real numbers")
         if not np.all(np.isfinite(p0)):
             raise ValueError(f"parameter {name!r} has non-finite values")
 
@@ -163,12 +171,12 @@ def train(model, init_params, docs, steps=None, weights=None, optimizer=None, pr
 def train_flat(model, init_params, docs, steps=None, weights=None, optimizer=None, progress=None):
     """:func:`train`, returning the trained parameters as one :class:`FlatParams` buffer
     (what a sketch stores) instead of a dict of copies."""
-    docs = list(docs)
+    docs = _check.documents(docs)
     if not docs:
         raise ValueError("train: no documents")
-    steps = len(docs) if steps is None else int(steps)
-    if steps < 0:
-        raise ValueError(f"steps must be >= 0; got {steps}")
+    steps = len(docs) if steps is None else _check.integer(steps, "steps", low=0)
+    if optimizer is not None and not isinstance(optimizer, Adam):
+        raise TypeError(f"optimizer must be an Adam; got {type(optimizer).__name__}")
     check_params(model, init_params)
     encoded = []
     for i, doc in enumerate(docs):
@@ -211,5 +219,6 @@ def retrain(model, init_params, docs, deleted, t=1.0, steps=None, progress=None)
     ``deleted`` is a collection of document indices or a predicate
     ``doc -> bool``.  ``t = 1`` deletes the documents; ``0 < t < 1`` down-weights them.
     """
+    t = _check.real(t, "t")
     indicator = deletion_indicator(docs, deleted)
     return train(model, init_params, docs, steps=steps, weights=t * indicator, progress=progress)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import spearmanr
 
+from . import _check
 from .measure import as_measure
 from .progress import progress_bar
 from .training import retrain
@@ -77,9 +78,10 @@ def validate(sketch, model, init_params, docs, measure, sizes=(1, 5, 20), sets_p
     measure = as_measure(measure)
     rng = np.random.default_rng(seed)
     n = len(docs)
-    sizes = [int(s) for s in sizes]
-    if any(not 1 <= s <= n for s in sizes):
-        raise ValueError(f"set sizes must be in 1..{n}; got {sizes}")
+    sizes = [_check.integer(s, "sizes", 1, n) for s in sizes]
+    if not sizes:
+        raise ValueError("sizes must list at least one set size")
+    sets_per_size = _check.integer(sets_per_size, "sets_per_size", low=1)
     steps = sketch.meta["training"]["steps"]
     sets, truth, truncations, stderr = [], [], [], []
     bar = progress_bar(len(sizes) * sets_per_size, progress, "validate")

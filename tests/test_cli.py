@@ -70,8 +70,13 @@ def test_precompute(capsys, folder, sketch_path, exact_path):
     path = folder / "small.npz"
     report = run_json(capsys, "precompute", *DATA, "--order", "1", "--directions", "2", "--out", str(path))
     assert report == {"out": str(path), "order": 1, "n_directions": 2, "n_docs": 30, "kind": "random"}
-    status, out, _ = run(capsys, "precompute", *DATA, "--order", "1", "--directions", "2", "--out", str(path))
-    assert status == 0 and out.startswith("wrote Sketch(order=1, n_directions=2")
+    before = path.read_bytes()
+    status, _, err = run(capsys, "precompute", *DATA, "--order", "1", "--directions", "3", "--out", str(path))
+    assert status == 2 and err == f"taylorsketch precompute: error: {path} exists; pass --force to overwrite it\n"
+    assert path.read_bytes() == before
+    status, out, _ = run(capsys, "precompute", *DATA, "--order", "1", "--directions", "3", "--out", str(path),
+                         "--force")
+    assert status == 0 and out.startswith("wrote Sketch(order=1, n_directions=3")
 
 
 def test_predict_text_and_json(capsys, paper, sketch_path):
@@ -171,7 +176,17 @@ def test_user_errors_exit_2_with_one_line(capsys, folder, sketch_path):
         (["stability", str(missing)], "no sketch at"),
         (["predict", str(corrupt), "--delete-indices", "0"], "corrupt.npz"),
         (["validate", str(corrupt)], "corrupt.npz"),
-        (["merge", str(folder / "m.npz"), str(corrupt)], "corrupt.npz"),
+        (["merge", str(folder / "m.npz"), str(corrupt), sketch], "corrupt.npz"),
+        (["merge", sketch, str(corrupt), sketch], "is one of the inputs"),
+        (["merge", sketch, str(corrupt)], "at least two shards"),   # the output name forgotten
+        (["merge", str(folder / "m.npz"), sketch], "at least two shards"),
+        (["merge", str(folder), sketch, sketch], "is a folder"),
+        (["merge", "", sketch, sketch], "output path is empty"),
+        (["merge", str(folder / "m.npz"), str(folder), sketch], "is a folder"),
+        (["precompute", *SKETCH, "--out", str(folder)], "is a folder"),
+        (["precompute", *SKETCH, "--out", ""], "output path is empty"),
+        (["precompute", *SKETCH, "--out", sketch], "pass --force"),
+        (["retrain", "--n-docs", "40000", "--delete-indices", "0"], "has only 32033"),
         (["predict", sketch, "--delete-indices", "1,a"], "comma-separated integers"),
         (["predict", sketch, "--delete-indices", "0,30"], "out of range"),
         (["predict", sketch, "--delete-indices", "-1"], "out of range"),
@@ -183,15 +198,13 @@ def test_user_errors_exit_2_with_one_line(capsys, folder, sketch_path):
         (["retrain", *DATA, "--delete-indices", "1,1"], "twice"),
         (["precompute", *DATA, "--exact-contains", "zzz", "--out", str(folder / "o.npz")], "would be zero"),
         (["retrain", *DATA], "say what to delete"),
-        (["retrain", "--n-docs", "3", "--steps", "-1", "--delete-indices", "0"], "steps"),
         (["predict", sketch, "--doc", "Max!", "--delete-indices", "0"], "vocabulary"),
         (["predict", sketch, "--delete-indices", "0", "--degree", "3"], "degree"),
         (["predict", sketch, "--delete-indices", "0", "--groups", "9"], "groups"),
-        (["precompute", *DATA, "--order", "0", "--out", str(folder / "o.npz")], "order"),
         (["precompute", *SKETCH, "--shard", "2", "--num-shards", "2", "--out", str(folder / "o.npz")], "shard"),
         (["precompute", "--docs", str(folder / "no-such-docs.txt"), "--out", str(folder / "o.npz")],
          "cannot read documents"),
-        (["merge", str(folder / "no" / "such" / "m.npz"), sketch], "cannot write"),
+        (["merge", str(folder / "no" / "such" / "m.npz"), sketch, sketch], "cannot write"),
     ]
     for argv, message in cases:
         assert_user_error(capsys, argv, message)
@@ -216,11 +229,18 @@ def assert_user_error(capsys, argv, message):
 
 
 def test_argument_errors_exit_2(capsys):
-    for argv in (["predict"], ["precompute", "--order", "two"], ["frobnicate"]):
+    for argv in (["predict"], ["precompute", "--order", "two"], ["frobnicate"],
+                 ["precompute", "--order", "0"], ["retrain", "--steps", "-1"], ["retrain", "--n-docs", "-32000"],
+                 ["retrain", "--n-docs", "0"], ["predict", "s.npz", "--t", "nan"], ["predict", "s.npz", "--t", "inf"],
+                 ["predict", "s.npz", "--groups", "0"], ["validate", "s.npz", "--sets", "0"],
+                 ["predict", "s.npz", "--delete-contains", ""], ["predict", "s.npz", "--doc", ""],
+                 ["precompute", "--batch-size", "-1"], ["precompute", "--workers", "0"],
+                 ["precompute", "--docs", ""], ["reproduce", "fig2", "--workers", "0"]):
         with pytest.raises(SystemExit) as exit_:
             main(argv)
         assert exit_.value.code == 2
-    capsys.readouterr()
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and err.splitlines()[-1].startswith("taylorsketch"), (argv, err)
 
 
 def test_console_script():

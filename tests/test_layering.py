@@ -15,8 +15,8 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "taylorsketch"
 
 TIERS = {
-    # 0: foundations, no jets: settings, files, progress bars, documents, deletion sets
-    "_config": 0, "_io": 0, "progress": 0, "data": 0, "deletion": 0,
+    # 0: foundations, no jets: settings, files, argument checks, progress bars, documents, deletion sets
+    "_config": 0, "_io": 0, "_check": 0, "progress": 0, "data": 0, "deletion": 0,
     # 1: numba kernels on plain coefficient arrays
     "kernels": 1, "subset_kernels": 1,
     # 2: jets and their rules

@@ -278,7 +278,7 @@ def test_no_documents_and_negative_steps(tiny):
     model, init, docs = tiny
     with pytest.raises(ValueError, match="no documents"):
         _train(model, init, [], 4)
-    with pytest.raises(ValueError, match="steps must be >= 0"):
+    with pytest.raises(ValueError, match="steps must be an integer >= 0"):
         _train(model, init, docs, -1)
 
 
@@ -296,8 +296,10 @@ def test_non_finite_weights(tiny):
         _train(model, init, docs, 4, np.array([0.0, np.nan, 0.0, 0.0]))
     series = np.zeros((2, 1, 4))
     series[1, 0, 2] = np.inf
+    with pytest.raises(ValueError, match="Jet series contains non-finite values"):
+        ts.Jet(np.zeros(4), series)
     with pytest.raises(ValueError, match="weights contain non-finite values"):
-        _train(model, init, docs, 4, ts.Jet(np.zeros(4), series))
+        _train(model, init, docs, 4, ts.Jet.wrap(np.zeros(4), series))
 
 
 def test_parameters_of_wrong_shape_missing_or_non_finite(tiny):

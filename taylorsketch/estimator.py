@@ -125,7 +125,7 @@ def estimate(coeffs, directions, indicator, degree, t=1.0, groups=None):
     phase = np.exp(1j * (orders[None, :] * np.angle(s)[:, None] + np.angle(c)))
     samples = np.real(np.exp(log_magnitude) * phase)                             # (M, degree)
     if not np.all(np.isfinite(samples)):
-        raise FloatingPointError("the sketch estimate overflows: a Taylor term exceeds the float range")
+        raise ValueError("the sketch estimate overflows: a Taylor term exceeds the float range (is t or the deletion set too large?)")
     t_powers = t[None] ** orders.reshape((-1,) + (1,) * t.ndim)                  # (degree, *t)
     base = float(np.real(coeffs[0, 0]))
     m = len(s)

@@ -268,6 +268,8 @@ class Jet:
     def mean(self, axis=None, keepdims=False):
         axes = normalise_axes(axis, self.ndim)
         count = math.prod(self.shape[a] for a in axes)
+        if count == 0:
+            raise ValueError(f"mean over no elements (axes {axes} of shape {self.shape})")
         return self.sum(axes, keepdims) * (1.0 / count)
 
     def reshape(self, *shape):

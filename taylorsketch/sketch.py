@@ -237,12 +237,15 @@ class Sketch:
         if os.path.isdir(path):
             raise SketchFileError(f"{path}: is a folder, not a sketch file")
         try:
+            with open(path, "rb") as f:
+                if f.read(4) != b"PK\x03\x04":
+                    raise SketchFileError(f"{path}: not a taylorsketch sketch (not an .npz archive)")
             data = np.load(path, allow_pickle=False)
             if not isinstance(data, np.lib.npyio.NpzFile):
                 raise ValueError("a single array, not an .npz archive")
             with data:
                 arrays = {k: data[k] for k in ("primal", "series", "directions", "direction_ids", "meta")}
-        except FileNotFoundError:
+        except (FileNotFoundError, SketchFileError):
             raise
         except Exception as err:   # an untrusted file: whatever numpy or zipfile trips on is damage
             raise SketchFileError(f"{path}: not a readable taylorsketch sketch ({err})") from None
@@ -346,6 +349,11 @@ def _checked_arrays(meta, arrays, model):
     series = _array(arrays, "series", floats, 3)
     directions = _array(arrays, "directions", floats, 2)
     ids = _array(arrays, "direction_ids", (np.int64, np.int32), 1)
+    if kind == "random" and directions.dtype != np.complex128:
+        raise SketchFileError(f"random directions must be complex128; got {directions.dtype}")
+    if series.dtype != np.result_type(directions.dtype, np.float64):
+        raise SketchFileError(f"array 'series' has dtype {series.dtype}; directions of dtype "
+                              f"{directions.dtype} give {np.result_type(directions.dtype, np.float64)}")
     m = series.shape[1]
     if (primal.shape != (n_params,) or series.shape != (order, m, n_params) or m < 1
             or directions.shape != (m, n_docs) or ids.shape != (m,) or m > total):

@@ -117,3 +117,75 @@ def multijets(draw, shape, d, n_dirs, series_dtype, domain="any", series_scale=1
     primal = draw(primals(shape, np.float64, domain))
     series = draw(arrays(((1 << d) - 1, n_dirs) + tuple(shape), series_dtype))
     return MultiJet(primal, series_scale * series)
+
+
+# ----------------------------------------------------------------------------
+# bad input on purpose (tests/test_fuzz.py): unlike the strategies above, these
+# draw what a careless user or a damaged disk gives, not what a function accepts
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-10**12, 10**12) | st.floats(allow_nan=False)
+    | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=6)
+
+
+@st.composite
+def byte_damage(draw, data):
+    """``data`` (bytes) truncated, or with 1..4 bytes overwritten, or both."""
+    damaged = bytearray(data)
+    for _ in range(draw(st.integers(0, 4))):
+        damaged[draw(st.integers(0, len(damaged) - 1))] = draw(st.integers(0, 255))
+    if draw(st.booleans()):
+        damaged = damaged[:draw(st.integers(0, len(damaged) - 1))]
+    if bytes(damaged) == data:      # always some damage
+        damaged = damaged[:-1]
+    return bytes(damaged)
+
+
+@st.composite
+def metadata_edits(draw, meta):
+    """A copy of ``meta`` (a JSON object) with one key deleted or given a random value,
+    at the top level or one level down."""
+    meta = json_roundtrip(meta)
+    target = meta
+    nested = [k for k, v in meta.items() if isinstance(v, dict) and v]
+    if nested and draw(st.booleans()):
+        target = meta[draw(st.sampled_from(sorted(nested)))]
+    key = draw(st.sampled_from(sorted(target)))
+    if draw(st.booleans()):
+        del target[key]
+    else:
+        target[key] = draw(json_values)
+    return meta
+
+
+def json_roundtrip(value):
+    import json
+    return json.loads(json.dumps(value))
+
+
+@st.composite
+def array_edits(draw, array):
+    """``array`` with another dtype, another shape, or a non-finite entry."""
+    how = draw(st.sampled_from(["dtype", "shape", "non-finite", "empty"]))
+    if how == "dtype":
+        dtype = draw(st.sampled_from([np.float32, np.complex64, np.int64, np.int8, np.bool_, np.float16,
+                                      np.uint8, np.complex128, np.float64, "U3"]))
+        return array.astype(dtype) if dtype != "U3" else np.full(array.shape, "abc")
+    if how == "shape":
+        return array.reshape(-1)[: max(array.size - 1, 0)] if draw(st.booleans()) else array[None]
+    if how == "empty":
+        return np.zeros((0,) * array.ndim, dtype=array.dtype)
+    out = array.astype(np.result_type(array, np.float64)).copy()
+    if out.size:
+        out.reshape(-1)[draw(st.integers(0, out.size - 1))] = draw(st.sampled_from([np.nan, np.inf, -np.inf]))
+    return out
+
+
+# argument values for the command line: out of range, not numbers, empty, huge
+bad_numbers = st.sampled_from(["-1", "0", "-32000", "nan", "inf", "-inf", "1.5", "", "x", "1e3", " 1"])
+small_numbers = st.sampled_from(["1", "2", "3"])
+any_numbers = bad_numbers | small_numbers | st.sampled_from(["99999999999", "7"])
+texts = st.sampled_from(["", "x", "max", "a$", "zzz", "Max!", " ", "\n", "é", "--", "0,1", "1,1", "a,b",
+                         "anna", "max", "a", "1", "0", "1,2"])

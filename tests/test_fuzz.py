@@ -6,13 +6,16 @@ Three promises, each fuzzed (derandomised in CI by the ``ci`` profile):
   or replaced, arrays of another dtype or shape or with NaN) is a
   ``SketchFileError`` from ``Sketch.load`` and nothing else; if the damage
   missed everything that is read, the sketch loads unchanged;
-* any argument vector of any command exits 0 or 2 with no traceback
+* any argument vector of any command (``reproduce`` only with something
+  wrong: a valid run takes minutes) exits 0 or 2 with no traceback
   (``taylorsketch.cli.main`` run in-process);
 * the public jet functions given random shapes, dtypes, orders and
   non-finite values return a result or raise ``ValueError``/``TypeError``.
 
 Plus the cases of the issue that are not random: a closed standard output,
-an internal error, the measurement cache across models.
+an internal error, the measurement cache across models.  The whole file
+takes about 20 s; ``FUZZ_EXAMPLES=2000`` makes a longer hunt (2000 examples
+per fuzz test instead of 150-250).
 """
 
 import contextlib
@@ -182,7 +185,7 @@ def _argv(draw, paths):
     # outputs: never the inputs the other examples read (``--force`` would replace them)
     out = st.sampled_from(["copy", "new", "folder", "missing", "empty", "nested"]).map(paths.get)
     command = draw(st.sampled_from(["precompute", "predict", "retrain", "stability", "validate", "merge",
-                                    "reproduce"]))
+                                    "reproduce", "interactions"]))
     # options whose large values cost time get small or invalid values only
     cheap = strategies.small_numbers | strategies.bad_numbers
     measure = {"--doc": strategies.texts, "--continuation": strategies.texts, "--prefix": strategies.texts}
@@ -211,6 +214,10 @@ def _argv(draw, paths):
     elif command == "merge":
         argv += [draw(out)] + draw(st.lists(sketch, min_size=0, max_size=3))
         options = {"--complete": st.none(), "--force": st.none()}
+    elif command == "interactions":   # small groups only: a group of d members costs 2^d
+        argv += ["--docs", draw(path), "--doc", "anna", "--group",
+                 draw(st.sampled_from(["0", "0,1", "0+1,2", "", "x", "99", "-1", "0,0", "1,,2", "0+0"]))]
+        options = {**data, **measure, "--top": strategies.any_numbers}
     else:   # reproduce: always something wrong, a valid run takes minutes
         argv.append(draw(st.sampled_from(["fig9", "", "fig2"])))
         argv += ["--out", paths["docs"]] if argv[1] == "fig2" else []
@@ -233,7 +240,7 @@ def _run(argv):
     return status, out.getvalue(), err.getvalue()
 
 
-@settings(max_examples=250, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", 250)), suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_any_argument_vector_exits_0_or_2_without_a_traceback(paths, data):
     argv = _argv(data.draw, paths)
@@ -312,11 +319,15 @@ def test_jet_functions_give_a_result_or_a_value_or_type_error(x, v, order, which
     _allowed(lambda: ts.derivatives(f, x, v, order))
     _allowed(lambda: ts.Jet.constant(x, order))
     _allowed(lambda: ts.Jet.from_directions(x, v, order))
+    _allowed(lambda: ts.MultiJet(x, v))
+    _allowed(lambda: ts.MultiJet.from_directions(x, v))
+    _allowed(lambda: ts.MultiJet.constant(x, order))
     jet = _allowed(lambda: ts.Jet(x, v))
     if jet is not None:
         _allowed(lambda: f(jet))
         _allowed(lambda: jet.derivatives())
-    if f.__name__ != "<lambda>":     # a ts function on a plain array (operators on one are numpy's)
+    # a ts function on a plain numeric array (on other arrays, and for operators, it is numpy's)
+    if f.__name__ != "<lambda>" and (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
         _allowed(lambda: f(x))
 
 

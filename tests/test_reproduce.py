@@ -83,6 +83,9 @@ def test_fig1_and_fig3_numbers_are_consistent(full_run):
 def test_resume_reuses_completed_figures(tiny, tmp_path, capsys, monkeypatch):
     reproduce.run("fig2", preset=tiny, out=str(tmp_path), workers=1)
     before = (tmp_path / "fig2.json").read_text()
+    # the command line's default: an earlier run is neither overwritten nor silently reused
+    with pytest.raises(reproduce.ReproductionError, match="holds fig2.json.* of an earlier run"):
+        reproduce.run("fig2", preset=tiny, out=str(tmp_path), workers=1, force=False)
 
     def must_not_run(ctx):
         raise AssertionError("recomputed a completed figure")

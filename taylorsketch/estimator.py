@@ -54,6 +54,10 @@ class Prediction:
     ``value`` and ``stderr`` (arrays when ``t`` is an array); ``terms[r-1]``
     is the order-``r`` contribution ``t^r est_r`` and ``term_stderr[r-1]`` its
     standard error; ``exact`` is True for the exact-direction mode (no sampling error).
+    ``method`` names the estimator: ``"sketch"`` (the paper's), ``"exact"``,
+    ``"additive"`` or ``"sum"`` (the per-document models: no sampling error, and
+    their model error is not estimated, so ``stderr`` is NaN), or ``"residual"``
+    (the additive model plus a random sketch of what it leaves out).
     """
 
     value: object
@@ -67,6 +71,16 @@ class Prediction:
     n_directions: int
     groups: int = None
     exact: bool = False
+    method: str = "sketch"
+
+    @property
+    def truncation(self):
+        """A rough size of the truncation error: ``|terms[-1]|``, the last term kept (the
+        first one left out is about as large where the terms have stopped falling, and
+        smaller where they still fall).  Not part of ``stderr``, which is sampling error only."""
+        if self.degree == 0:
+            return np.zeros_like(np.asarray(self.value, dtype=float))[()]
+        return np.abs(self.terms[-1])[()]
 
     def truncations(self):
         """Values of the degree-0..K truncations ``c_0 + sum_{r<=k} terms``."""
@@ -79,7 +93,8 @@ class Prediction:
         return {"value": plain(self.value), "stderr": plain(self.stderr), "base": self.base,
                 "terms": plain(self.terms), "term_stderr": plain(self.term_stderr),
                 "degree": self.degree, "t": plain(self.t), "n_deleted": self.n_deleted,
-                "n_directions": self.n_directions, "groups": self.groups, "exact": self.exact}
+                "n_directions": self.n_directions, "groups": self.groups, "exact": self.exact,
+                "method": self.method, "truncation": plain(self.truncation)}
 
 
 @dataclass
@@ -103,11 +118,18 @@ class Stability:
                 "combined": self.combined.tolist(), "curvature": self.curvature, "slope": self.slope}
 
 
-def estimate(coeffs, directions, indicator, degree, t=1.0, groups=None):
+def estimate(coeffs, directions, indicator, degree, t=1.0, groups=None, interactions_only=False):
     """The unbiased sketch estimator of method.md section 3 (see the module docstring).
 
     ``coeffs`` (M, K+1) along ``directions`` (M, n); ``indicator`` (n,) is ``1_D``.
     Costs O(M |D| + M K) for a small set, one matrix-vector product O(M n) for a large one.
+
+    ``interactions_only``: the coefficients are those of a function with no
+    single-document monomials ``w_i^r`` (the residual after the documents' own
+    series).  Then ``s^r`` becomes ``s^r - sum_{i in D} conj(psi_i)^r``: the moments of
+    those monomials, whose expectation is known to be zero, leave the estimate, and
+    with them their noise; the estimate stays unbiased (and is exactly zero for one
+    document).
     """
     n = directions.shape[1]
     support = np.flatnonzero(indicator)
@@ -118,12 +140,17 @@ def estimate(coeffs, directions, indicator, degree, t=1.0, groups=None):
     t = np.asarray(t, dtype=float)
     orders = np.arange(1, degree + 1)
     c = coeffs[:, 1:degree + 1]                                                  # (M, degree)
-    # C(n+r-1, r) |s|^r |c_r| in logs: the first two factors overflow alone at high order
     with np.errstate(divide="ignore"):
-        log_magnitude = (log_binom(n, orders)[None, :] + orders[None, :] * np.log(np.abs(s))[:, None]
-                         + np.log(np.abs(c)))
-    phase = np.exp(1j * (orders[None, :] * np.angle(s)[:, None] + np.angle(c)))
-    samples = np.real(np.exp(log_magnitude) * phase)                             # (M, degree)
+        if interactions_only:
+            columns = np.conj(directions[:, support])[:, :, None]               # (M, |D|, 1)
+            moments = s[:, None] ** orders - (columns ** orders).sum(axis=1)      # (M, degree)
+            log_moment, moment_phase = np.log(np.abs(moments)), np.angle(moments)
+        else:
+            log_moment = orders[None, :] * np.log(np.abs(s))[:, None]
+            moment_phase = orders[None, :] * np.angle(s)[:, None]
+        # C(n+r-1, r) |s|^r |c_r| in logs: the first two factors overflow alone at high order
+        log_magnitude = log_binom(n, orders)[None, :] + log_moment + np.log(np.abs(c))
+    samples = np.real(np.exp(log_magnitude) * np.exp(1j * (moment_phase + np.angle(c))))   # (M, degree)
     if not np.all(np.isfinite(samples)):
         raise ValueError("the sketch estimate overflows: a Taylor term exceeds the float range (is t or the deletion set too large?)")
     t_powers = t[None] ** orders.reshape((-1,) + (1,) * t.ndim)                  # (degree, *t)
@@ -179,9 +206,22 @@ def estimate_exact(coeffs, directions, indicator, degree, t=1.0):
             value = base + terms.sum(axis=0)
             zeros = np.zeros_like(terms)
             return Prediction(value, np.zeros_like(value), terms, zeros, base, degree,
-                              t, int(indicator.sum()), len(directions), exact=True)
+                              t, int(indicator.sum()), len(directions), exact=True, method="exact")
     raise ValueError("this sketch holds explicit directions; it predicts only deletions along "
                      "one of them (e.g. the indicator it was computed for)")
+
+
+def estimate_known(coeffs, degree, t=1.0, n_deleted=0, method="additive"):
+    """A prediction from known coefficients ``c_0..c_K`` of ``t -> g(t 1_D)`` (a
+    per-document model): ``c_0 + sum_{r<=degree} c_r t^r``, no sampling error, and a
+    model error that is not estimated (``stderr`` NaN)."""
+    t = np.asarray(t, dtype=float)
+    powers = t[None] ** np.arange(1, degree + 1).reshape((-1,) + (1,) * t.ndim)
+    terms = coeffs[1:degree + 1].reshape((-1,) + (1,) * t.ndim) * powers
+    value = float(coeffs[0]) + terms.sum(axis=0)
+    nan = np.full_like(value, np.nan)
+    return Prediction(value[()], nan[()], terms, np.zeros_like(terms), float(coeffs[0]), degree,
+                      t[()], int(n_deleted), 0, method=method)
 
 
 def fit_stability(coeffs, n):

@@ -10,6 +10,13 @@ coefficients once).
 
 from dataclasses import dataclass, field
 
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from ._config import BLAS_THREADS
+from .jet import Jet
+from .training import FlatParams
+
 
 @dataclass(frozen=True)
 class Measure:
@@ -59,7 +66,6 @@ def logprob(model, prefix, continuation):
 
 
 def _probe_params(model):
-    import numpy as np
     return {name: np.zeros(shape) for name, shape in model.param_shapes().items()}
 
 
@@ -71,3 +77,27 @@ def as_measure(measure):
         raise TypeError(f"a measurement must be callable params -> scalar; got {type(measure).__name__}")
     name = getattr(measure, "__name__", "measure")
     return Measure(name, measure, ("fn", measure))
+
+
+def evaluate(measure, model, primal, series, batch=None):
+    """``measure`` on parameter jets ``(primal (P,), series (K, M, P))`` of ``model``,
+    ``batch`` directions at a time: the coefficients, shape ``(M, K+1)`` (column 0 the
+    value at ``t = 0``)."""
+    measure = as_measure(measure)
+    order, m = series.shape[:2]
+    batch = m if batch is None else int(batch)
+    if batch < 1:
+        raise ValueError(f"batch_size must be an integer >= 1; got {batch}")
+    out = np.empty((m, order + 1), dtype=np.result_type(series, float))
+    for start in range(0, m, batch):
+        flat = Jet.wrap(primal, series[:, start:start + batch])
+        with threadpool_limits(limits=BLAS_THREADS, user_api="blas"):
+            value = measure(FlatParams(model.param_shapes(), flat).views())
+        if not isinstance(value, Jet) or value.shape != ():
+            raise ValueError(f"measurement {measure.name} must return a scalar computed from the "
+                             f"parameters; got {value!r}")
+        out[start:start + batch, 0] = value.primal
+        out[start:start + batch, 1:] = value.series.T
+    if not np.all(np.isfinite(out)):
+        raise ValueError(f"measurement {measure.name} gave non-finite coefficients")
+    return out

@@ -20,7 +20,7 @@ from .jet import Jet
 from .optim import Adam
 from .progress import progress_bar
 from .sketch import Sketch, fingerprint
-from .training import check_params, train_flat
+from .training import FlatParams, check_params, encode_documents, train_flat, train_steps
 
 
 def precompute(model, init_params, docs, order, directions, seed=0, steps=None, batch_size=None,
@@ -31,11 +31,14 @@ def precompute(model, init_params, docs, order, directions, seed=0, steps=None, 
     ----------
     model, init_params, docs, steps : as for :func:`taylorsketch.train`
     order : int, the jet order K
-    directions : int M (random complex directions, unit sphere of C^n, seeded) or an
-        explicit ``(M, n)`` array (e.g. ``indicator[None, :]``: the exact-direction mode)
+    directions : int M (random complex directions, unit sphere of C^n, seeded), an
+        explicit ``(M, n)`` array (e.g. ``indicator[None, :]``: the exact-direction mode),
+        or ``"documents"``: every unit vector ``e_i`` in real arithmetic, each batch of
+        documents starting at the step its first document is trained on (a sketch of
+        kind ``"documents"``: leave-one-out, the additive models, the residual estimator)
     seed : int, seeds the random directions (direction j depends on (seed, j) only)
     batch_size : directions trained together in one pass (bounds memory; default
-        all at once up to 128)
+        all at once up to 128, and 64 documents for ``"documents"``)
     shard, num_shards : compute only shard ``shard`` of ``num_shards`` equal blocks of
         the M random directions; join the shards with :meth:`Sketch.merge`
     workers : processes to train batches in parallel (started with ``spawn``: a script
@@ -55,11 +58,19 @@ def precompute(model, init_params, docs, order, directions, seed=0, steps=None, 
     workers = _check.optional_integer(workers, "workers", low=1)
     if data is not None and not isinstance(data, dict):
         raise TypeError(f"data must be a dict describing the documents' source, or None; got {type(data).__name__}")
-    psi, ids, total, kind = draw_directions(directions, len(docs), seed, shard, num_shards)
     # every batch trains with a fresh copy of this optimizer; the metadata records it
     optimizer = Adam(total_steps=max(steps, 1))
-    primal, series = _train_all(model, init_params, docs, steps, order, psi, optimizer,
-                                batch_size, workers, progress)
+    if isinstance(directions, str) and directions == "documents":
+        if shard != 0 or num_shards != 1:
+            raise ValueError("a documents sketch is not sharded; use workers= to parallelise it")
+        kind, total, ids = "documents", len(docs), np.arange(len(docs))
+        psi = np.zeros((0, len(docs)))
+        primal, series = _train_documents(model, init_params, docs, steps, order, optimizer,
+                                          batch_size, workers, progress)
+    else:
+        psi, ids, total, kind = draw_directions(directions, len(docs), seed, shard, num_shards)
+        primal, series = _train_all(model, init_params, docs, steps, order, psi, optimizer,
+                                    batch_size, workers, progress)
     meta = _metadata(kind, order, seed, docs, total, shard, num_shards, model, steps, optimizer, data)
     return Sketch(model, primal, series, psi, ids, meta)
 
@@ -76,6 +87,8 @@ def draw_directions(directions, n, seed=0, shard=0, num_shards=1):
     ``kind = "random"``) or an explicit ``(M, n)`` array (ids ``-1``,
     ``kind = "explicit"``).
     """
+    if isinstance(directions, str):
+        raise ValueError(f"directions must be a count, an (M, n) array or 'documents'; got {directions!r}")
     if isinstance(directions, (int, np.integer)) and not isinstance(directions, bool):
         total = _check.integer(directions, "directions", low=1)
         shard = _check.integer(shard, "shard", low=0)
@@ -106,7 +119,7 @@ def _train_all(model, init_params, docs, steps, order, psi, optimizer, batch_siz
     primal = None
     jobs = [(model, init_params, docs, steps, order, psi[a:b], optimizer) for a, b in chunks]
     bar = progress_bar(len(chunks), progress, "precompute")
-    for (a, b), (p0, ps) in zip(chunks, _run(jobs, workers)):
+    for (a, b), (p0, ps) in zip(chunks, _run(_train_batch, jobs, workers)):
         primal = p0
         series[:, a:b] = ps
         if bar is not None:
@@ -114,6 +127,65 @@ def _train_all(model, init_params, docs, steps, order, psi, optimizer, batch_siz
     if bar is not None:
         bar.close()
     return primal, series
+
+
+def _train_documents(model, init_params, docs, steps, order, optimizer, batch_size, workers, progress):
+    """Jet training along every unit vector ``e_i``: ``(primal (P,), series (K, n, P))``, real.
+
+    Along ``e_i`` every series is zero until step ``i``, when document ``i`` is first
+    trained on (one document per step).  So each batch of documents starts at its
+    first document's step, from the ordinary run's state then (parameters and
+    Adam's moments) with zero series: about half the direction-steps of a full run,
+    the same numbers.  Documents never trained on (``i >= steps``) keep zero series.
+    """
+    encoded = encode_documents(model, docs)
+    batch = 64 if batch_size is None else int(batch_size)
+    used = np.arange(min(len(docs), steps))
+    batches = [used[a:a + batch] for a in range(0, len(used), batch)]
+    states = _plain_states(model, init_params, docs, encoded, optimizer, [int(ids[0]) for ids in batches])
+    n_params = sum(math.prod(s) for s in model.param_shapes().values())
+    series = np.zeros((order, len(docs), n_params))
+    primal = states[0][0] if not batches else None
+    jobs = [(model, states[int(ids[0])], encoded, docs, steps, order, ids, optimizer) for ids in batches]
+    bar = progress_bar(len(jobs), progress, "precompute documents")
+    for ids, (p0, ps) in zip(batches, _run(_train_documents_batch, jobs, workers)):
+        primal = p0 if primal is None else primal      # the first batch starts at step 0
+        series[:, ids] = ps
+        if bar is not None:
+            bar.update()
+    if bar is not None:
+        bar.close()
+    return primal, series
+
+
+def _plain_states(model, init_params, docs, encoded, optimizer, at):
+    """The ordinary run's state before each step in ``at`` (and step 0): ``{step:
+    (params, m, v)}``, flat arrays of ``P``."""
+    flat = FlatParams.from_dict(model.param_shapes(), init_params)
+    opt = dataclasses.replace(optimizer)
+    opt.m, opt.v = np.zeros(flat.flat.shape), np.zeros(flat.flat.shape)
+    weights = np.zeros(len(encoded))
+    states, done = {}, 0
+    for step in sorted(set(at) | {0}):
+        train_steps(model, flat, encoded, docs, weights, opt, done, step)
+        states[step], done = (flat.flat.copy(), opt.m.copy(), opt.v.copy()), step
+    return states
+
+
+def _train_documents_batch(job):
+    """Jet training along ``e_i`` for the batch's documents, from its first document's
+    step on, starting from the ordinary run's state there with zero series."""
+    model, (p0, m0, v0), encoded, docs, steps, order, ids, optimizer = job
+    start, n, size = int(ids[0]), len(encoded), p0.shape[0]
+    units = np.zeros((len(ids), n))
+    units[np.arange(len(ids)), ids] = 1.0
+    weights = Jet.from_directions(np.zeros(n), units, order)
+    zeros = np.zeros((order, len(ids), size))
+    flat = FlatParams(model.param_shapes(), Jet.wrap(p0.copy(), zeros.copy()))
+    opt = dataclasses.replace(optimizer)
+    opt.m, opt.v, opt.t = Jet.wrap(m0.copy(), zeros.copy()), Jet.wrap(v0.copy(), zeros), start
+    train_steps(model, flat, encoded, docs, weights, opt, start, steps)
+    return flat.flat.primal, flat.flat.series
 
 
 def _metadata(kind, order, seed, docs, total, shard, num_shards, model, steps, optimizer, data):
@@ -133,11 +205,11 @@ def _train_batch(job):
     return trained.primal, trained.series
 
 
-def _run(jobs, workers):
-    """Train the batches, in ``workers`` fresh processes when asked (spawned, not
-    forked: numba's thread pool does not survive a fork)."""
+def _run(train_batch, jobs, workers):
+    """``train_batch`` on every job, in ``workers`` fresh processes when asked (spawned,
+    not forked: numba's thread pool does not survive a fork)."""
     if workers is None or workers <= 1 or len(jobs) <= 1:
-        yield from map(_train_batch, jobs)
+        yield from map(train_batch, jobs)
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
@@ -147,7 +219,7 @@ def _run(jobs, workers):
     with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
                              initializer=_worker_init, initargs=(threads,)) as pool:
         try:
-            yield from pool.map(_train_batch, jobs)
+            yield from pool.map(train_batch, jobs)
         except BrokenProcessPool:
             raise RuntimeError(
                 "precompute: a worker process died. Workers are started afresh and import the "

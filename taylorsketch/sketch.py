@@ -17,15 +17,13 @@ import os
 import zipfile
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
-from . import _check, deletion
-from ._config import BLAS_THREADS
+from . import _check, deletion, documents as per_document
 from ._io import atomic_write
 from .data import Vocab
 from .estimator import estimate, estimate_exact, fit_stability
 from .jet import Jet
-from .measure import as_measure
+from .measure import as_measure, evaluate
 from .models import MLP, MicroGPT
 from .training import FlatParams
 
@@ -84,7 +82,7 @@ class Sketch:
         self.model = model
         self.primal = primal                  # (P,)
         self.series = series                  # (K, M, P)
-        self.directions = directions          # (M, n)
+        self.directions = directions          # (M, n); (0, n) for kind "documents", whose direction j is e_j
         self.direction_ids = direction_ids    # (M,) global ids; -1 for explicit directions
         self.meta = meta
         self._coefficients = {}
@@ -137,19 +135,8 @@ class Sketch:
         cached = self._coefficients.get(key)
         if cached is not None:
             return cached
-        batch = self.n_directions if batch_size is None else _check.integer(batch_size, "batch_size", low=1)
-        out = np.empty((self.n_directions, self.order + 1), dtype=np.result_type(self.series, float))
-        for start in range(0, self.n_directions, batch):
-            stop = min(start + batch, self.n_directions)
-            with threadpool_limits(limits=BLAS_THREADS, user_api="blas"):
-                value = measure(self.params(start, stop))
-            if not isinstance(value, Jet) or value.shape != ():
-                raise ValueError(f"measurement {measure.name} must return a scalar computed from the "
-                                 f"parameters; got {value!r}")
-            out[start:stop, 0] = value.primal
-            out[start:stop, 1:] = value.series.T
-        if not np.all(np.isfinite(out)):
-            raise ValueError(f"measurement {measure.name} gave non-finite coefficients")
+        batch = None if batch_size is None else _check.integer(batch_size, "batch_size", low=1)
+        out = evaluate(measure, self.model, self.primal, self.series, batch)
         self._coefficients[key] = out
         return out
 
@@ -169,7 +156,8 @@ class Sketch:
 
     # -- prediction ----------------------------------------------------------
 
-    def predict(self, measure, deleted, degree=None, groups=None, t=1.0, docs=None):
+    def predict(self, measure, deleted, degree=None, groups=None, t=1.0, docs=None, documents=None,
+                method=None):
         """Predict ``phi`` after training with weights ``t * 1_D``.
 
         Parameters
@@ -180,6 +168,16 @@ class Sketch:
         groups : int, optional; median of means over this many groups of directions
         t : float or 1-D array; ``1`` deletes, ``0 < t < 1`` down-weights
         docs : the training documents (checked against the sketch's fingerprint)
+        documents : a sketch of kind ``"documents"`` of the same training run (for a
+            random sketch: the residual estimator)
+        method : the estimator; by default the best one for what was precomputed:
+
+            * random sketch: ``"residual"`` when ``documents`` is given (the additive
+              model plus the sketch of what it leaves out: unbiased, with a true
+              standard error), else ``"sketch"`` (the paper's estimator);
+            * documents sketch: ``"additive"`` (the parameter-additive model), or
+              ``"sum"`` (the documents' own leave-one-out series, summed);
+            * explicit sketch: ``"exact"``.
 
         Returns
         -------
@@ -197,10 +195,88 @@ class Sketch:
             if t.ndim != 1 or not np.issubdtype(t.dtype, np.number) or np.iscomplexobj(t) \
                     or not np.all(np.isfinite(t)):
                 raise ValueError(f"t must be a finite real number or a 1-D array of them; got {t!r:.80}")
+        method = self._method(method, documents)
+        self._model_key(as_measure(measure))     # a measurement of another model is refused
+        if method in ("additive", "sum"):
+            return per_document.predict_additive(self, measure, indicator, degree, t, method)
         coeffs = self.coefficients(measure)
-        if self.kind == "explicit":
+        if method == "exact":
             return estimate_exact(coeffs, self.directions, indicator, degree, t)
+        if method == "residual":
+            along = self._residual_base(measure, documents)
+            return per_document.predict_residual(self, documents, measure, indicator, degree, groups, t, along)
         return estimate(coeffs, self.directions, indicator, degree, t, groups)
+
+    METHODS = {"random": ("sketch", "residual"), "documents": ("additive", "sum"), "explicit": ("exact",)}
+
+    def _method(self, method, documents):
+        if documents is not None and self.kind != "random":
+            raise ValueError("documents= combines a documents sketch with a random one; "
+                             f"this sketch is {self.kind!r}")
+        if method is None:
+            return {"random": "residual" if documents is not None else "sketch",
+                    "documents": "additive", "explicit": "exact"}[self.kind]
+        if method not in self.METHODS[self.kind]:
+            raise ValueError(f"method must be one of {self.METHODS[self.kind]} for a sketch of kind "
+                             f"{self.kind!r}; got {method!r}")
+        if method == "residual" and documents is None:
+            raise ValueError("method='residual' needs the documents sketch: pass documents=...")
+        return method
+
+    def _residual_base(self, measure, documents):
+        """The additive model's coefficients along this sketch's directions, kept per
+        (documents sketch, measurement)."""
+        per_document.check_companion(self, documents)
+        measure = as_measure(measure)
+        key = ("additive along", id(documents), measure.cache_key, self._model_key(measure))
+        if key not in self._coefficients:      # the entry holds documents, so its id is not reused
+            self._coefficients[key] = (documents, per_document.residual_base(self, documents, measure))
+        return self._coefficients[key][1]
+
+    def leave_one_out(self, measure, docs=None):
+        """The measurement after deleting each document alone, exact to the sketch's order
+        (kind ``"documents"``): a :class:`~taylorsketch.documents.LeaveOneOut`, with
+        ``ranked(top)`` and ``format()``; ``docs`` (checked) labels the rows."""
+        self._require_kind("documents", "leave_one_out")
+        if docs is not None:
+            self.check_docs(docs)
+        measure = as_measure(measure)
+        return per_document.LeaveOneOut(measure.name, self.coefficients(measure).real,
+                                        None if docs is None else list(docs))
+
+    def required_directions(self, measure, deleted, target_stderr, degree=None, t=1.0, docs=None,
+                            documents=None, method=None, groups=None):
+        """Directions a sketch needs for a standard error of ``target_stderr`` on this
+        prediction, with this random sketch as the pilot.
+
+        The estimate is a mean over directions: its variance is the per-direction
+        variance, measured here, over ``M``; a median of ``groups`` group means costs a
+        factor ``pi/2`` more.  Returns an int (at least 2).
+
+        >>> import taylorsketch as ts
+        >>> s = ts.paper.setup()
+        >>> model = ts.MicroGPT(s.vocab)
+        >>> pilot = ts.precompute(model, s.init, s.docs[:50], order=2, directions=16, steps=20,
+        ...                       progress=False)
+        >>> phi = ts.measure.doc_loss(model, "max")
+        >>> pilot.required_directions(phi, [3, 4], target_stderr=1e-3) > pilot.n_directions
+        True
+        """
+        target = float(target_stderr)
+        if not np.isfinite(target) or target <= 0:
+            raise ValueError(f"target_stderr must be a finite number > 0; got {target_stderr!r}")
+        self._require_kind("random", "required_directions")
+        if self.n_directions < 2:
+            raise ValueError("a pilot sketch needs at least 2 directions to measure the variance per direction")
+        p = self.predict(measure, deleted, degree=degree, t=t, docs=docs, documents=documents, method=method)
+        per_direction = float(np.max(p.stderr)) ** 2 * self.n_directions
+        factor = math.pi / 2 if groups is not None and groups > 1 else 1.0
+        return max(2, math.ceil(factor * per_direction / target ** 2))
+
+    def _require_kind(self, kind, what):
+        if self.kind != kind:
+            hint = " (precompute(..., directions='documents'))" if kind == "documents" else ""
+            raise ValueError(f"{what} needs a sketch of kind {kind!r}{hint}; this one is {self.kind!r}")
 
     def stability(self, measure):
         """Per-order ``log2 ||T_r||_F`` estimates; see :class:`Stability`."""
@@ -328,7 +404,7 @@ def _array(arrays, name, dtypes, ndim):
 
 def _checked_arrays(meta, arrays, model):
     """``(primal, series, directions, direction_ids)``, each checked against the metadata."""
-    kind = _field(meta, "kind", str, lambda v: v in ("random", "explicit"))
+    kind = _field(meta, "kind", str, lambda v: v in ("random", "explicit", "documents"))
     order = _field(meta, "order", int, lambda v: v >= 1)
     n_docs = _field(meta, "n_docs", int, lambda v: v >= 1)
     total = _field(meta, "total_directions", int, lambda v: v >= 1)
@@ -351,6 +427,17 @@ def _checked_arrays(meta, arrays, model):
     ids = _array(arrays, "direction_ids", (np.int64, np.int32), 1)
     if kind == "random" and directions.dtype != np.complex128:
         raise SketchFileError(f"random directions must be complex128; got {directions.dtype}")
+    if kind == "documents":      # direction j is e_j: no direction matrix, real series, ids 0..n-1
+        if (series.dtype != np.float64 or directions.shape != (0, n_docs) or series.shape[1:] != (n_docs, n_params)
+                or series.shape[0] != order or primal.shape != (n_params,) or total != n_docs
+                or not np.array_equal(ids, np.arange(n_docs))):
+            raise SketchFileError(
+                f"a documents sketch needs real series (order, n_docs, P) = ({order}, {n_docs}, {n_params}), "
+                f"no direction matrix and ids 0..{n_docs - 1}; got series {series.shape} {series.dtype}, "
+                f"directions {directions.shape}, ids {ids.shape}")
+        if not (np.all(np.isfinite(primal)) and np.all(np.isfinite(series))):
+            raise SketchFileError("a documents sketch has non-finite values")
+        return primal, series, directions, ids
     if series.dtype != np.result_type(directions.dtype, np.float64):
         raise SketchFileError(f"array 'series' has dtype {series.dtype}; directions of dtype "
                               f"{directions.dtype} give {np.result_type(directions.dtype, np.float64)}")

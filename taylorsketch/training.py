@@ -178,30 +178,45 @@ def train_flat(model, init_params, docs, steps=None, weights=None, optimizer=Non
     if optimizer is not None and not isinstance(optimizer, Adam):
         raise TypeError(f"optimizer must be an Adam; got {type(optimizer).__name__}")
     check_params(model, init_params)
+    encoded = encode_documents(model, docs)
+    weights = _weights(weights, len(docs))
+    shapes = model.param_shapes()
+    flat = FlatParams.from_dict(shapes, init_params, like=weights if isinstance(weights, Jet) else None)
+    optimizer = Adam(total_steps=max(steps, 1)) if optimizer is None else optimizer
+    bar = progress_bar(steps, progress, "train")
+    train_steps(model, flat, encoded, docs, weights, optimizer, 0, steps,
+                on_step=None if bar is None else bar.update)
+    if bar is not None:
+        bar.close()
+    return flat
+
+
+def encode_documents(model, docs):
+    """Every document encoded for ``model``; an error names the document."""
     encoded = []
     for i, doc in enumerate(docs):
         try:
             encoded.append(model.encode(doc))
         except (ValueError, TypeError) as err:
             raise type(err)(f"document {i}: {err}") from None
-    weights = _weights(weights, len(docs))
-    shapes = model.param_shapes()
-    flat = FlatParams.from_dict(shapes, init_params, like=weights if isinstance(weights, Jet) else None)
+    return encoded
+
+
+def train_steps(model, flat, encoded, docs, weights, optimizer, start, stop, on_step=None):
+    """Training steps ``start .. stop-1`` in place: ``flat`` (a :class:`FlatParams`) and
+    ``optimizer`` hold the state before step ``start``; ``encoded`` are the encoded
+    ``docs``, ``weights`` the validated loss weights (array or Jet, one per document).
+    ``on_step()`` is called after every step."""
     params = flat.views()
-    optimizer = Adam(total_steps=max(steps, 1)) if optimizer is None else optimizer
-    bar = progress_bar(steps, progress, "train")
     with threadpool_limits(limits=BLAS_THREADS, user_api="blas"):
-        for step in range(steps):
+        for step in range(start, stop):
             i = step % len(docs)
             loss, grads = model.loss_and_grads(params, encoded[i], 1.0 - weights[i])
             flat_grads = flat.flatten(grads)
             _check_step_finite(loss, flat_grads, step, i, docs[i])
             optimizer.step(flat.flat, flat_grads)
-            if bar is not None:
-                bar.update()
-    if bar is not None:
-        bar.close()
-    return flat
+            if on_step is not None:
+                on_step()
 
 
 def _check_step_finite(loss, grads, step, index, doc):

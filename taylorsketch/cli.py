@@ -1,5 +1,5 @@
-"""The taylorsketch command line: precompute, predict, retrain, stability,
-validate, merge, reproduce and interactions.
+"""The taylorsketch command line: precompute, predict, leave-one-out, plan,
+retrain, stability, validate, merge, reproduce and interactions.
 
 Training data is the paper's set-up by default (the shuffled names list, the
 paper's initial parameters); ``--docs FILE`` trains on a file of one
@@ -180,6 +180,8 @@ def cmd_precompute(args):
         if not indicator.any():
             raise CLIError(f"no document contains {args.exact_contains!r}: the exact direction would be zero")
         directions = indicator[None, :]
+    elif args.documents:
+        directions = "documents"
     else:
         directions = args.directions
     sketch = precompute(model, init, docs, order=args.order, directions=directions, seed=args.seed,
@@ -194,22 +196,52 @@ def cmd_precompute(args):
 def cmd_predict(args):
     sketch = _load_sketch(args.sketch)
     docs, model, _ = _sketch_data(sketch)
+    per = None if args.documents is None else _load_sketch(args.documents)
     phi = _measure(args, model)
     deleted = _deleted(args, docs)
     t = np.array(args.t) if len(args.t) > 1 else args.t[0]
-    p = sketch.predict(phi, deleted, degree=args.degree, groups=args.groups, t=t)
+    p = sketch.predict(phi, deleted, degree=args.degree, groups=args.groups, t=t, documents=per,
+                       method=args.method)
     out = {"measure": phi.name, "deleted": len(deleted), **p.as_dict()}
-    how = "exact direction" if p.exact else f"{p.n_directions} directions"
+    how = {"exact": "exact direction", "additive": "parameter-additive model, per-document series",
+           "sum": "sum of per-document series",
+           "residual": f"residual estimator, {p.n_directions} directions"}.get(p.method, f"{p.n_directions} directions")
     lines = [f"{phi.name} with {len(deleted)} documents deleted ({how}); unperturbed {p.base:.6f}"]
     terms = np.reshape(p.terms, (p.degree, len(args.t)))
     errs = np.reshape(p.term_stderr, (p.degree, len(args.t)))
     values, stderrs = np.ravel(p.value), np.ravel(p.stderr)
+    sampled = not np.all(np.isnan(stderrs))
     for i, t in enumerate(args.t):
         lines.append(f"  t = {t:g}:")
         for r in range(p.degree):
-            lines.append(f"    order {r + 1} term   {terms[r, i]:+.6f} +- {errs[r, i]:.6f}")
-        lines.append(f"    prediction     {values[i]:.6f} +- {stderrs[i]:.6f}")
+            lines.append(f"    order {r + 1} term   {terms[r, i]:+.6f}" + (f" +- {errs[r, i]:.6f}" if sampled else ""))
+        lines.append(f"    prediction     {values[i]:.6f}" + (f" +- {stderrs[i]:.6f}" if sampled else
+                                                             "   (no sampling error; interactions not estimated)"))
     return out, "\n".join(lines)
+
+
+def cmd_leave_one_out(args):
+    sketch = _load_sketch(args.sketch)
+    docs, model, _ = _sketch_data(sketch)
+    phi = _measure(args, model)
+    loo = sketch.leave_one_out(phi, docs=docs)
+    return loo.as_dict(top=args.top), loo.format(top=args.top)
+
+
+def cmd_plan(args):
+    sketch = _load_sketch(args.sketch)
+    docs, model, _ = _sketch_data(sketch)
+    per = None if args.documents is None else _load_sketch(args.documents)
+    phi = _measure(args, model)
+    deleted = _deleted(args, docs)
+    p = sketch.predict(phi, deleted, degree=args.degree, documents=per, method=args.method)
+    needed = sketch.required_directions(phi, deleted, args.target, degree=args.degree, documents=per,
+                                        method=args.method, groups=args.groups)
+    text = (f"{phi.name} with {len(deleted)} documents deleted ({p.method}): standard error "
+            f"{p.stderr:.6f} with the pilot's {sketch.n_directions} directions; {args.target:g} needs "
+            f"about {needed} directions")
+    return {"measure": phi.name, "deleted": len(deleted), "method": p.method, "pilot_directions": sketch.n_directions,
+            "pilot_stderr": p.stderr, "target_stderr": args.target, "required_directions": needed}, text
 
 
 def cmd_retrain(args):
@@ -339,6 +371,13 @@ def _deletion_options(p):
     group.add_argument("--delete-indices", metavar="I,J,...", help="delete these documents")
 
 
+def _estimator_options(p):
+    p.add_argument("--documents", metavar="SKETCH", default=None,
+                   help="a documents sketch of the same run (precompute --documents): the residual estimator")
+    p.add_argument("--method", choices=["sketch", "residual", "additive", "sum", "exact"], default=None,
+                   help="the estimator (default: the best one for what was precomputed)")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="taylorsketch", description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
@@ -350,8 +389,12 @@ def build_parser():
     _data_options(p)
     p.add_argument("--order", type=_integer(1), default=3, help="jet order K (default 3)")
     p.add_argument("--directions", type=_integer(1), default=500, help="random complex directions M (default 500)")
-    p.add_argument("--exact-contains", metavar="TEXT", type=_text("--exact-contains TEXT"),
-                   help="instead, one exact direction: the indicator of documents containing TEXT")
+    kinds = p.add_mutually_exclusive_group()
+    kinds.add_argument("--exact-contains", metavar="TEXT", type=_text("--exact-contains TEXT"),
+                       help="instead, one exact direction: the indicator of documents containing TEXT")
+    kinds.add_argument("--documents", action="store_true",
+                       help="instead, every document's own direction e_i (leave-one-out, the additive "
+                            "models, and with a random sketch the residual estimator)")
     p.add_argument("--seed", type=_integer(0), default=0, help="seed of the random directions")
     p.add_argument("--batch-size", type=_integer(1), default=None, help="directions per training pass")
     p.add_argument("--shard", type=_integer(0), default=0, help="compute only this shard (0-based) of the directions")
@@ -368,7 +411,24 @@ def build_parser():
     p.add_argument("--t", type=_finite, nargs="+", default=[1.0], help="deletion weight(s) t (default 1)")
     p.add_argument("--degree", type=_integer(0), default=None, help="use orders 1..DEGREE only (default: all)")
     p.add_argument("--groups", type=_integer(1), default=None, help="median of means over this many groups")
+    _estimator_options(p)
     p.set_defaults(run=cmd_predict)
+
+    p = sub.add_parser("leave-one-out", help="which documents move a measurement most (a documents sketch)")
+    p.add_argument("sketch", help="a sketch made with precompute --documents")
+    _measure_options(p)
+    p.add_argument("--top", type=_integer(1), default=10, help="show the N documents with the largest effect (default 10)")
+    p.set_defaults(run=cmd_leave_one_out)
+
+    p = sub.add_parser("plan", help="directions a sketch needs for a target standard error")
+    p.add_argument("sketch", help="a pilot sketch of random directions")
+    _measure_options(p)
+    _deletion_options(p)
+    p.add_argument("--target", type=_finite, required=True, help="the standard error wanted")
+    p.add_argument("--degree", type=_integer(0), default=None, help="use orders 1..DEGREE only (default: all)")
+    p.add_argument("--groups", type=_integer(1), default=None, help="plan for a median of means over this many groups")
+    _estimator_options(p)
+    p.set_defaults(run=cmd_plan)
 
     p = sub.add_parser("retrain", help="ground truth: retrain with the documents weighted by 1 - t")
     _data_options(p)

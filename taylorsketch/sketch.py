@@ -175,8 +175,9 @@ class Sketch:
             * random sketch: ``"residual"`` when ``documents`` is given (the additive
               model plus the sketch of what it leaves out: unbiased, with a true
               standard error), else ``"sketch"`` (the paper's estimator);
-            * documents sketch: ``"additive"`` (the parameter-additive model), or
-              ``"sum"`` (the documents' own leave-one-out series, summed);
+            * documents sketch: ``"sum"`` (the documents' own leave-one-out series,
+              summed: the most accurate of the two on the paper's set-up, see
+              docs/validation.md), or ``"additive"`` (the parameter-additive model);
             * explicit sketch: ``"exact"``.
 
         Returns
@@ -207,7 +208,7 @@ class Sketch:
             return per_document.predict_residual(self, documents, measure, indicator, degree, groups, t, along)
         return estimate(coeffs, self.directions, indicator, degree, t, groups)
 
-    METHODS = {"random": ("sketch", "residual"), "documents": ("additive", "sum"), "explicit": ("exact",)}
+    METHODS = {"random": ("sketch", "residual"), "documents": ("sum", "additive"), "explicit": ("exact",)}
 
     def _method(self, method, documents):
         if documents is not None and self.kind != "random":
@@ -215,7 +216,7 @@ class Sketch:
                              f"this sketch is {self.kind!r}")
         if method is None:
             return {"random": "residual" if documents is not None else "sketch",
-                    "documents": "additive", "explicit": "exact"}[self.kind]
+                    "documents": "sum", "explicit": "exact"}[self.kind]
         if method not in self.METHODS[self.kind]:
             raise ValueError(f"method must be one of {self.METHODS[self.kind]} for a sketch of kind "
                              f"{self.kind!r}; got {method!r}")

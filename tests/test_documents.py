@@ -142,7 +142,7 @@ def test_additive_against_direct_evaluation(small):
     for t in (0.05, 0.1):
         theta = per.primal + sum(t ** (r + 1) * summed[r] for r in range(per.order))
         direct = phi(_views(shapes, theta))
-        p = per.predict(phi, deleted, t=t)
+        p = per.predict(phi, deleted, t=t, method="additive")
         assert abs(p.value - direct) < 50 * t ** (per.order + 1) * abs(p.terms[-1] / t ** per.order) + 1e-14
 
 
@@ -197,7 +197,7 @@ def test_residual_estimator_is_unbiased(small, random_sketch):
     indicator[deleted] = 1.0
     exact = ts.precompute(model, init, docs, order=4, directions=indicator[None], steps=steps, progress=False)
     c = exact.coefficients(phi)[0].real
-    additive = per.predict(phi, deleted)
+    additive = per.predict(phi, deleted, method="additive")
     expected = c[0] + c[1:3].sum() + additive.terms[2:].sum()
     values, z = [], []
     for g in np.array_split(np.arange(sk.n_directions), 40):
@@ -221,13 +221,13 @@ def test_residual_of_one_document_is_the_exact_leave_one_out(small, random_sketc
     one document the random part vanishes exactly, noise included."""
     per, phi = small["per"], small["phi"]
     p = random_sketch.predict(phi, [7], documents=per)
-    assert p.value == per.predict(phi, [7]).value and p.stderr == 0.0
+    assert p.value == per.predict(phi, [7], method="additive").value and p.stderr == 0.0
     assert random_sketch.predict(phi, [7, 8], documents=per).stderr > 0
 
 
 def test_default_methods(small, random_sketch):
     per, phi, sk = small["per"], small["phi"], random_sketch
-    assert per.predict(phi, [1, 2]).method == "additive"
+    assert per.predict(phi, [1, 2]).method == "sum"
     assert sk.predict(phi, [1, 2]).method == "sketch"
     assert sk.predict(phi, [1, 2], documents=per).method == "residual"
 
@@ -267,7 +267,9 @@ def test_documents_sketch_round_trip(small, tmp_path):
     back = ts.Sketch.load(tmp_path / "per.npz")
     assert back.kind == "documents" and back.n_docs == N_DOCS and back.directions.shape == (0, N_DOCS)
     assert np.array_equal(back.series, per.series)
-    assert back.predict(small["phi"], [2, 3]).value == per.predict(small["phi"], [2, 3]).value
+    for method in ("sum", "additive"):
+        assert back.predict(small["phi"], [2, 3], method=method).value == \
+            per.predict(small["phi"], [2, 3], method=method).value
 
 
 def test_documents_file_with_a_direction_matrix_is_refused(small, tmp_path):

@@ -193,12 +193,17 @@ def cmd_precompute(args):
             "n_docs": sketch.n_docs, "kind": sketch.kind}, f"wrote {sketch!r} to {args.out}"
 
 
-def cmd_predict(args):
+def _query(args):
+    """What ``predict`` and ``plan`` read: the sketch, its documents sketch (or None),
+    the measurement and the deleted documents."""
     sketch = _load_sketch(args.sketch)
     docs, model, _ = _sketch_data(sketch)
     per = None if args.documents is None else _load_sketch(args.documents)
-    phi = _measure(args, model)
-    deleted = _deleted(args, docs)
+    return sketch, per, _measure(args, model), _deleted(args, docs)
+
+
+def cmd_predict(args):
+    sketch, per, phi, deleted = _query(args)
     t = np.array(args.t) if len(args.t) > 1 else args.t[0]
     p = sketch.predict(phi, deleted, degree=args.degree, groups=args.groups, t=t, documents=per,
                        method=args.method)
@@ -229,11 +234,7 @@ def cmd_leave_one_out(args):
 
 
 def cmd_plan(args):
-    sketch = _load_sketch(args.sketch)
-    docs, model, _ = _sketch_data(sketch)
-    per = None if args.documents is None else _load_sketch(args.documents)
-    phi = _measure(args, model)
-    deleted = _deleted(args, docs)
+    sketch, per, phi, deleted = _query(args)
     p = sketch.predict(phi, deleted, degree=args.degree, documents=per, method=args.method)
     needed = sketch.required_directions(phi, deleted, args.target, degree=args.degree, documents=per,
                                         method=args.method, groups=args.groups)

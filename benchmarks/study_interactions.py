@@ -57,7 +57,8 @@ def main():
             matrix += matrix.T
             eig = np.sort(np.abs(np.linalg.eigvalsh(matrix)))[::-1]
             shares.append((eig[:5] ** 2).sum() / (eig ** 2).sum())
-        print(f"| {phi.name} | {np.abs(h).mean():.2e} | {np.abs(a).mean():.2e} | {np.abs(dyn).mean():.2e} | "
+        name = phi.name.replace("|", "\\|")      # a pipe would end the table cell
+        print(f"| {name} | {np.abs(h).mean():.2e} | {np.abs(a).mean():.2e} | {np.abs(dyn).mean():.2e} | "
               f"{np.corrcoef(dyn, a)[0, 1]:+.2f} | " + " / ".join(f"{x:.1e}" for x in by_gap) + " | "
               + ", ".join(f"{x:.2f}" for x in shares) + " |")
     print(f"\n(a 30 x 30 matrix of independent entries puts about {_random_share(rng):.2f} of its energy "

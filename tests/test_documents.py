@@ -276,7 +276,7 @@ def test_documents_file_with_a_direction_matrix_is_refused(small, tmp_path):
     per = small["per"]
     damaged = ts.Sketch(per.model, per.primal, per.series, np.eye(N_DOCS), per.direction_ids, per.meta)
     damaged.save(tmp_path / "bad.npz")
-    with pytest.raises(ts.SketchFileError, match="shapes"):
+    with pytest.raises(ts.SketchFileError, match="no direction matrix"):
         ts.Sketch.load(tmp_path / "bad.npz")
 
 

@@ -169,10 +169,13 @@ def paths(tmp_path_factory):
     half = folder / "half.npz"
     assert cli.main(["--no-progress", "precompute", "--docs", str(docs), "--order", "2", "--directions", "4",
                      "--shard", "1", "--num-shards", "2", "--out", str(half)]) == 0
+    per = folder / "per.npz"
+    assert cli.main(["--no-progress", "precompute", "--docs", str(docs), "--order", "2", "--documents",
+                     "--out", str(per)]) == 0
     (folder / "copy.npz").write_bytes(sketch.read_bytes())
     home = os.getcwd()
     os.chdir(folder)    # a default output (sketch.npz, results/) lands here, not in the repository
-    yield {"docs": str(docs), "sketch": str(sketch), "half": str(half), "copy": str(folder / "copy.npz"),
+    yield {"docs": str(docs), "sketch": str(sketch), "half": str(half), "per": str(per), "copy": str(folder / "copy.npz"),
             "folder": str(folder), "missing": str(folder / "missing.npz"), "empty": "",
             "new": str(folder / "new.npz"), "nested": str(folder / "no" / "such.npz")}
     os.chdir(home)
@@ -181,11 +184,12 @@ def paths(tmp_path_factory):
 def _argv(draw, paths):
     """One random argument vector: a command, its positionals and a few options."""
     path = st.sampled_from(sorted(paths)).map(paths.get)
-    sketch = st.sampled_from(["sketch", "sketch", "half", "docs", "folder", "missing", "empty"]).map(paths.get)
+    sketch = st.sampled_from(["sketch", "sketch", "half", "per", "docs", "folder", "missing", "empty"]).map(paths.get)
     # outputs: never the inputs the other examples read (``--force`` would replace them)
     out = st.sampled_from(["copy", "new", "folder", "missing", "empty", "nested"]).map(paths.get)
     command = draw(st.sampled_from(["precompute", "predict", "retrain", "stability", "validate", "merge",
-                                    "reproduce", "interactions"]))
+                                    "reproduce", "interactions", "leave-one-out", "plan"]))
+    method = st.sampled_from(["sketch", "residual", "additive", "sum", "exact", "bogus", ""])
     # options whose large values cost time get small or invalid values only
     cheap = strategies.small_numbers | strategies.bad_numbers
     measure = {"--doc": strategies.texts, "--continuation": strategies.texts, "--prefix": strategies.texts}
@@ -196,11 +200,11 @@ def _argv(draw, paths):
         argv += ["--docs", draw(path), "--directions", draw(cheap), "--out", draw(out)]
         options = {**data, "--order": cheap, "--exact-contains": strategies.texts, "--seed": strategies.any_numbers,
                    "--batch-size": strategies.any_numbers, "--shard": strategies.any_numbers,
-                   "--num-shards": cheap, "--workers": strategies.bad_numbers}
+                   "--num-shards": cheap, "--workers": strategies.bad_numbers, "--documents": st.none()}
     elif command == "predict":
         argv += [draw(sketch), "--doc", "anna", "--delete-indices", "1"]
         options = {**measure, **delete, "--t": strategies.any_numbers, "--degree": strategies.any_numbers,
-                   "--groups": strategies.any_numbers}
+                   "--groups": strategies.any_numbers, "--documents": sketch, "--method": method}
     elif command == "retrain":
         argv += ["--docs", draw(path), "--doc", "anna", "--delete-contains", "x"]
         options = {**data, **measure, **delete, "--t": strategies.any_numbers}
@@ -218,6 +222,13 @@ def _argv(draw, paths):
         argv += ["--docs", draw(path), "--doc", "anna", "--group",
                  draw(st.sampled_from(["0", "0,1", "0+1,2", "", "x", "99", "-1", "0,0", "1,,2", "0+0"]))]
         options = {**data, **measure, "--top": strategies.any_numbers}
+    elif command == "leave-one-out":
+        argv += [draw(sketch), "--doc", "anna"]
+        options = {**measure, "--top": strategies.any_numbers}
+    elif command == "plan":
+        argv += [draw(sketch), "--doc", "anna", "--delete-indices", "1,2", "--target", draw(strategies.any_numbers)]
+        options = {**measure, **delete, "--degree": strategies.any_numbers, "--groups": strategies.any_numbers,
+                   "--documents": sketch, "--method": method}
     else:   # reproduce: always something wrong, a valid run takes minutes
         argv.append(draw(st.sampled_from(["fig9", "", "fig2"])))
         argv += ["--out", paths["docs"]] if argv[1] == "fig2" else []

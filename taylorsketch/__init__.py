@@ -24,5 +24,6 @@ from .interaction import Interactions, interactions
 from . import deletion, measure
 from .estimator import Prediction, Stability
 from .precomputation import precompute
-from .sketch import Sketch, SketchFileError
+from .sketch import Sketch
+from .sketch_file import SketchFileError
 from .validation import Validation, validate

@@ -23,7 +23,8 @@ from .deletion import deletion_indicator
 from .interaction import interactions
 from .models import MicroGPT
 from .precomputation import precompute
-from .sketch import Sketch, SketchFileError
+from .sketch import Sketch
+from .sketch_file import SketchFileError
 from .training import retrain
 from .validation import validate
 

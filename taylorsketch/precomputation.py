@@ -19,7 +19,8 @@ from .estimator import random_directions
 from .jet import Jet
 from .optim import Adam
 from .progress import progress_bar
-from .sketch import Sketch, fingerprint
+from .sketch import Sketch
+from .sketch_file import fingerprint
 from .training import FlatParams, check_params, encode_documents, train_flat, train_steps
 
 

@@ -33,7 +33,8 @@ from hypothesis import strategies as st
 import strategies
 import taylorsketch as ts
 from taylorsketch import cli
-from taylorsketch.sketch import Sketch, SketchFileError
+from taylorsketch.sketch import Sketch
+from taylorsketch.sketch_file import SketchFileError
 
 ARRAYS = ("primal", "series", "directions", "direction_ids")
 FUZZ = settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", 150)), suppress_health_check=[HealthCheck.too_slow,

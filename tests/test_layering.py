@@ -26,7 +26,7 @@ TIERS = {
     # 4: layers, models, optimiser, training
     "nn": 4, "models": 4, "optim": 4, "training": 4,
     # 5: measurements, the sketch and its estimators, validation
-    "measure": 5, "estimator": 5, "documents": 5, "sketch": 5, "precomputation": 5, "validation": 5,
+    "measure": 5, "estimator": 5, "documents": 5, "sketch_file": 5, "sketch": 5, "precomputation": 5, "validation": 5,
     "interaction": 5,
     # 6: the paper's set-up, the reproduction and its report, the command line
     "paper": 6, "presets": 6, "report": 6, "reproduce": 6, "cli": 6,
@@ -40,8 +40,8 @@ SIBLINGS = {
     ("multijet_rules", "rules"), ("multijet_rules", "shape_rules"), ("multijet", "jet"), ("multijet", "multijet_rules"),
     ("models", "nn"), ("training", "optim"),
     ("documents", "estimator"), ("documents", "measure"),
-    ("sketch", "estimator"), ("sketch", "measure"), ("sketch", "documents"),
-    ("precomputation", "estimator"), ("precomputation", "sketch"),
+    ("sketch", "estimator"), ("sketch", "measure"), ("sketch", "documents"), ("sketch", "sketch_file"),
+    ("precomputation", "estimator"), ("precomputation", "sketch"), ("precomputation", "sketch_file"),
     ("validation", "measure"), ("interaction", "measure"),
     ("report", "presets"), ("reproduce", "presets"), ("reproduce", "report"),
     ("reproduce", "paper"), ("cli", "paper"), ("cli", "reproduce"),

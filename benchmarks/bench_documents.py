@@ -71,7 +71,8 @@ def main():
     for kind, order, count, steps, seconds, nbytes in rows:
         lines.append(f"| {kind} | {order} | {count} | {steps:,} | {format_seconds(seconds)} | "
                      f"{seconds / base:.2f} | {format_mib(nbytes)} |")
-    publish("\n".join(lines), args.write, "Per-document jets against the random sketch")
+    heading = "## Per-document jets (benchmarks/bench_documents.py)"
+    publish("\n".join([heading, ""] + lines), args.write, heading)
 
 
 if __name__ == "__main__":

@@ -92,8 +92,8 @@ def training_table(steps, max_d):
         return float(np.median(times))
 
     plain = timed(None, 5)
-    lines = [f"| d | MultiJet training | / plain | polarised Jet (order d, 2^d - 1 directions) | "
-             f"MultiJet / polarised |", "|---|---|---|---|---|",
+    lines = ["| d | MultiJet training | / plain | polarised Jet (order d, 2^d - 1 directions) | "
+             "MultiJet / polarised |", "|---|---|---|---|---|",
              f"| 0 (plain) | {format_seconds(plain)} | 1 | - | - |"]
     for d in range(1, max_d + 1):
         directions = np.zeros((d, len(docs)))

@@ -32,8 +32,6 @@ Linear rules (``add``, structural ones, products with a constant) commute with
 the transforms and run on the series directly.
 """
 
-import math
-
 import numpy as np
 
 from . import kernels, subset_kernels

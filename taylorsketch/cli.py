@@ -23,6 +23,7 @@ from .deletion import deletion_indicator
 from .interaction import interactions
 from .models import MicroGPT
 from .precomputation import precompute
+from .progress import Bar
 from .sketch import Sketch
 from .sketch_file import SketchFileError
 from .training import retrain
@@ -185,11 +186,13 @@ def cmd_precompute(args):
         directions = "documents"
     else:
         directions = args.directions
-    sketch = precompute(model, init, docs, order=args.order, directions=directions, seed=args.seed,
-                        steps=args.steps, batch_size=args.batch_size, shard=args.shard,
-                        num_shards=args.num_shards, workers=args.workers, progress=args.progress,
-                        data=source)
-    _save(sketch, args.out, args.force)
+    with Bar(args.progress) as bar:     # precompute sizes and labels it; the summary names the file
+        sketch = precompute(model, init, docs, order=args.order, directions=directions, seed=args.seed,
+                            steps=args.steps, batch_size=args.batch_size, shard=args.shard,
+                            num_shards=args.num_shards, workers=args.workers, progress=bar,
+                            data=source)
+        _save(sketch, args.out, args.force)
+        bar.close(written=args.out)
     return {"out": args.out, "order": sketch.order, "n_directions": sketch.n_directions,
             "n_docs": sketch.n_docs, "kind": sketch.kind}, f"wrote {sketch!r} to {args.out}"
 
@@ -206,6 +209,8 @@ def _query(args):
 def cmd_predict(args):
     sketch, per, phi, deleted = _query(args)
     t = np.array(args.t) if len(args.t) > 1 else args.t[0]
+    if sketch.kind != "documents":      # the coefficients, with their bar (cached for predict)
+        sketch.coefficients(phi, progress=args.progress)
     p = sketch.predict(phi, deleted, degree=args.degree, groups=args.groups, t=t, documents=per,
                        method=args.method)
     out = {"measure": phi.name, "deleted": len(deleted), **p.as_dict()}
@@ -251,9 +256,12 @@ def cmd_retrain(args):
     phi = _measure(args, model)
     deleted = _deleted(args, docs)
     rows = []
-    for t in args.t:
-        params = retrain(model, init, docs, deleted, t, steps=args.steps, progress=args.progress)
-        rows.append({"t": t, "value": float(phi(params))})
+    steps = len(docs) if args.steps is None else args.steps
+    label = f"retraining, {len(args.t)} weight{'s' * (len(args.t) != 1)} t, {steps} steps each"
+    with Bar(args.progress, total=len(args.t) * steps, label=label, unit="step") as bar:
+        for t in args.t:
+            params = retrain(model, init, docs, deleted, t, steps=args.steps, progress=bar)
+            rows.append({"t": t, "value": float(phi(params))})
     text = "\n".join([f"{phi.name} after retraining, {len(deleted)} documents weighted by (1 - t):"]
                      + [f"  t = {r['t']:.3f}: {r['value']:.10f}" for r in rows])
     return {"measure": phi.name, "deleted": len(deleted), "results": rows}, text
@@ -263,6 +271,8 @@ def cmd_stability(args):
     sketch = _load_sketch(args.sketch)
     _, model, _ = _sketch_data(sketch)
     phi = _measure(args, model)
+    if sketch.kind == "random":
+        sketch.coefficients(phi, progress=args.progress)
     st = sketch.stability(phi)
     lines = [f"log2 ||T_r||_F estimates for {phi.name}:"]
     lines += [f"  r = {r:3d}: {v:9.3f}" for r, v in zip(st.orders, st.combined)]
@@ -383,8 +393,12 @@ def _estimator_options(p):
 def build_parser():
     parser = argparse.ArgumentParser(prog="taylorsketch", description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
-    parser.add_argument("--no-progress", dest="progress", action="store_false", default=None,
-                        help="never show progress bars")
+    parser.add_argument("-q", "--quiet", dest="progress", action="store_const", const=False, default=None,
+                        help="no progress bars, no summary line")
+    parser.add_argument("--no-progress", dest="progress", action="store_const", const=False,
+                        help="the same as --quiet")
+    parser.add_argument("--progress", dest="progress", action="store_const", const=True,
+                        help="show them even when standard error is not a terminal")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("precompute", help="train once in jet arithmetic and save the sketch")

@@ -15,6 +15,7 @@ from threadpoolctl import threadpool_limits
 
 from ._config import BLAS_THREADS
 from .jet import Jet
+from .progress import task
 from .training import FlatParams
 
 
@@ -79,25 +80,29 @@ def as_measure(measure):
     return Measure(name, measure, ("fn", measure))
 
 
-def evaluate(measure, model, primal, series, batch=None):
+def evaluate(measure, model, primal, series, batch=None, progress=False):
     """``measure`` on parameter jets ``(primal (P,), series (K, M, P))`` of ``model``,
     ``batch`` directions at a time: the coefficients, shape ``(M, K+1)`` (column 0 the
-    value at ``t = 0``)."""
+    value at ``t = 0``).  ``progress`` (as for :func:`taylorsketch.train`; default
+    silent) counts directions, with no summary line."""
     measure = as_measure(measure)
     order, m = series.shape[:2]
     batch = m if batch is None else int(batch)
     if batch < 1:
         raise ValueError(f"batch_size must be an integer >= 1; got {batch}")
     out = np.empty((m, order + 1), dtype=np.result_type(series, float))
-    for start in range(0, m, batch):
-        flat = Jet.wrap(primal, series[:, start:start + batch])
-        with threadpool_limits(limits=BLAS_THREADS, user_api="blas"):
-            value = measure(FlatParams(model.param_shapes(), flat).views())
-        if not isinstance(value, Jet) or value.shape != ():
-            raise ValueError(f"measurement {measure.name} must return a scalar computed from the "
-                             f"parameters; got {value!r}")
-        out[start:start + batch, 0] = value.primal
-        out[start:start + batch, 1:] = value.series.T
+    label = f"coefficients of {measure.name}, {m} directions"
+    with task(progress, m, label, "direction", summary=False) as counter:
+        for start in range(0, m, batch):
+            flat = Jet.wrap(primal, series[:, start:start + batch])
+            with threadpool_limits(limits=BLAS_THREADS, user_api="blas"):
+                value = measure(FlatParams(model.param_shapes(), flat).views())
+            if not isinstance(value, Jet) or value.shape != ():
+                raise ValueError(f"measurement {measure.name} must return a scalar computed from the "
+                                 f"parameters; got {value!r}")
+            out[start:start + batch, 0] = value.primal
+            out[start:start + batch, 1:] = value.series.T
+            counter.add(value.series.shape[1])
     if not np.all(np.isfinite(out)):
         raise ValueError(f"measurement {measure.name} gave non-finite coefficients")
     return out

@@ -11,6 +11,7 @@ of parameters.
 import dataclasses
 import math
 import os
+from functools import partial
 
 import numpy as np
 
@@ -18,7 +19,7 @@ from . import _check
 from .estimator import random_directions
 from .jet import Jet
 from .optim import Adam
-from .progress import progress_bar
+from .progress import SharedCounter, task
 from .sketch import Sketch
 from .sketch_file import fingerprint
 from .training import FlatParams, check_params, encode_documents, train_flat, train_steps
@@ -44,7 +45,9 @@ def precompute(model, init_params, docs, order, directions, seed=0, steps=None, 
         the M random directions; join the shards with :meth:`Sketch.merge`
     workers : processes to train batches in parallel (started with ``spawn``: a script
         that uses them needs the ``if __name__ == "__main__":`` guard)
-    progress : bool or None (a bar when stderr is a terminal)
+    progress : as for :func:`taylorsketch.train`: one bar for the whole run, in
+        direction-steps (``steps x`` this shard's directions; for ``"documents"``,
+        the steps each document's batch trains), summed over the workers
     data : optional JSON-able description of where ``docs`` came from (kept in the file)
 
     Returns
@@ -70,10 +73,19 @@ def precompute(model, init_params, docs, order, directions, seed=0, steps=None, 
                                           batch_size, workers, progress)
     else:
         psi, ids, total, kind = draw_directions(directions, len(docs), seed, shard, num_shards)
-        primal, series = _train_all(model, init_params, docs, steps, order, psi, optimizer,
-                                    batch_size, workers, progress)
+        with task(progress, steps * len(psi), _label(order, len(psi), kind, shard, num_shards),
+                  "direction-step") as counter:
+            primal, series = _train_all(model, init_params, docs, steps, order, psi, optimizer,
+                                        batch_size, workers, counter)
     meta = _metadata(kind, order, seed, docs, total, shard, num_shards, model, steps, optimizer, data)
     return Sketch(model, primal, series, psi, ids, meta)
+
+
+def _label(order, m, kind, shard, num_shards):
+    """``jet training, order 3, 500 directions`` (``1 exact direction``; ``, shard 2 of 4``)."""
+    directions = f"{m} {'exact ' if kind == 'explicit' else ''}direction{'s' * (m != 1)}"
+    where = f", shard {shard + 1} of {num_shards}" if num_shards > 1 else ""
+    return f"jet training, order {order}, {directions}{where}"
 
 
 def _check_arguments(model, init_params, order):
@@ -111,22 +123,18 @@ def draw_directions(directions, n, seed=0, shard=0, num_shards=1):
     return psi, np.full(len(psi), -1), len(psi), "explicit"
 
 
-def _train_all(model, init_params, docs, steps, order, psi, optimizer, batch_size, workers, progress):
-    """Jet training along every direction, batch by batch: ``(primal (P,), series (K, M, P))``."""
+def _train_all(model, init_params, docs, steps, order, psi, optimizer, batch_size, workers, counter):
+    """Jet training along every direction, batch by batch: ``(primal (P,), series (K, M, P))``;
+    every step's directions are added to ``counter``."""
     batch = min(len(psi), 128) if batch_size is None else int(batch_size)
     chunks = [(a, min(a + batch, len(psi))) for a in range(0, len(psi), batch)]
     n_params = sum(math.prod(s) for s in model.param_shapes().values())
     series = np.empty((order, len(psi), n_params), dtype=np.result_type(psi, np.float64))
     primal = None
     jobs = [(model, init_params, docs, steps, order, psi[a:b], optimizer) for a, b in chunks]
-    bar = progress_bar(len(chunks), progress, "precompute")
-    for (a, b), (p0, ps) in zip(chunks, _run(_train_batch, jobs, workers)):
+    for (a, b), (p0, ps) in zip(chunks, _run(_train_batch, jobs, workers, counter)):
         primal = p0
         series[:, a:b] = ps
-        if bar is not None:
-            bar.update()
-    if bar is not None:
-        bar.close()
     return primal, series
 
 
@@ -148,14 +156,12 @@ def _train_documents(model, init_params, docs, steps, order, optimizer, batch_si
     series = np.zeros((order, len(docs), n_params))
     primal = states[0][0] if not batches else None
     jobs = [(model, states[int(ids[0])], encoded, docs, steps, order, ids, optimizer) for ids in batches]
-    bar = progress_bar(len(jobs), progress, "precompute documents")
-    for ids, (p0, ps) in zip(batches, _run(_train_documents_batch, jobs, workers)):
-        primal = p0 if primal is None else primal      # the first batch starts at step 0
-        series[:, ids] = ps
-        if bar is not None:
-            bar.update()
-    if bar is not None:
-        bar.close()
+    work = sum((steps - int(ids[0])) * len(ids) for ids in batches)      # direction-steps
+    label = f"per-document jet training, order {order}, {len(used)} documents"
+    with task(progress, work, label, "direction-step") as counter:
+        for ids, (p0, ps) in zip(batches, _run(_train_documents_batch, jobs, workers, counter)):
+            primal = p0 if primal is None else primal      # the first batch starts at step 0
+            series[:, ids] = ps
     return primal, series
 
 
@@ -173,7 +179,7 @@ def _plain_states(model, init_params, docs, encoded, optimizer, at):
     return states
 
 
-def _train_documents_batch(job):
+def _train_documents_batch(job, counter):
     """Jet training along ``e_i`` for the batch's documents, from its first document's
     step on, starting from the ordinary run's state there with zero series."""
     model, (p0, m0, v0), encoded, docs, steps, order, ids, optimizer = job
@@ -185,7 +191,7 @@ def _train_documents_batch(job):
     flat = FlatParams(model.param_shapes(), Jet.wrap(p0.copy(), zeros.copy()))
     opt = dataclasses.replace(optimizer)
     opt.m, opt.v, opt.t = Jet.wrap(m0.copy(), zeros.copy()), Jet.wrap(v0.copy(), zeros), start
-    train_steps(model, flat, encoded, docs, weights, opt, start, steps)
+    train_steps(model, flat, encoded, docs, weights, opt, start, steps, on_step=partial(counter.add, len(ids)))
     return flat.flat.primal, flat.flat.series
 
 
@@ -198,29 +204,65 @@ def _metadata(kind, order, seed, docs, total, shard, num_shards, model, steps, o
             "data": data}
 
 
-def _train_batch(job):
+def _train_batch(job, counter):
     model, init_params, docs, steps, order, psi, optimizer = job
     weights = Jet.from_directions(np.zeros(len(docs)), psi, order)
     trained = train_flat(model, init_params, docs, steps=steps, weights=weights,
-                         optimizer=dataclasses.replace(optimizer), progress=False).flat   # fresh state
+                         optimizer=dataclasses.replace(optimizer), progress=counter).flat   # fresh state
     return trained.primal, trained.series
 
 
-def _run(train_batch, jobs, workers):
-    """``train_batch`` on every job, in ``workers`` fresh processes when asked (spawned,
-    not forked: numba's thread pool does not survive a fork)."""
+POLL_SECONDS = 0.2   # how often the parent reads the workers' shared count
+
+# a worker process's counter, set by _worker_init: it publishes into the parent's shared Value
+_worker_counter = None
+
+
+def _in_worker(train_batch, job):
+    result = train_batch(job, _worker_counter)
+    _worker_counter.flush()      # the parent sees every step of a batch before its result
+    return result
+
+
+def _run(train_batch, jobs, workers, counter):
+    """``train_batch(job, counter)`` for every job, in ``workers`` fresh processes when
+    asked (spawned, not forked: numba's thread pool does not survive a fork), yielding
+    the results in order.  ``train_batch`` adds its direction-steps to the counter it
+    is given: ``counter`` itself in this process; in a worker, a :class:`SharedCounter`
+    that publishes into one shared ``Value`` every ``POLL_SECONDS`` at most, which
+    the parent reads while it waits and adds to ``counter``.
+    """
     if workers is None or workers <= 1 or len(jobs) <= 1:
-        yield from map(train_batch, jobs)
+        yield from (train_batch(job, counter) for job in jobs)
         return
     import multiprocessing
+    from concurrent import futures
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
     workers = min(int(workers), len(jobs))
     threads = max(1, (os.cpu_count() or 1) // workers)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_worker_init, initargs=(threads,)) as pool:
+    context = multiprocessing.get_context("spawn")
+    done = context.Value("q", 0)      # direction-steps finished in all workers
+    reported = 0
+
+    def poll():
+        nonlocal reported
+        now = done.value
+        counter.add(now - reported)
+        reported = now
+
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context,
+                             initializer=_worker_init, initargs=(threads, done)) as pool:
         try:
-            yield from pool.map(train_batch, jobs)
+            for future in [pool.submit(_in_worker, train_batch, job) for job in jobs]:
+                while True:
+                    try:
+                        result = future.result(timeout=POLL_SECONDS)
+                        break
+                    except futures.TimeoutError:
+                        poll()
+                poll()
+                yield result
         except BrokenProcessPool:
             raise RuntimeError(
                 "precompute: a worker process died. Workers are started afresh and import the "
@@ -229,6 +271,8 @@ def _run(train_batch, jobs, workers):
                 "batch of directions)") from None
 
 
-def _worker_init(threads):
+def _worker_init(threads, done):
+    global _worker_counter
     import numba
     numba.set_num_threads(threads)
+    _worker_counter = SharedCounter(done, interval=POLL_SECONDS)

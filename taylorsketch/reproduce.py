@@ -24,6 +24,7 @@ from .presets import DELETE_CONTAINS, FIGURES, MEASURE_DOC, PAPER_LOSS_MAX, PRES
 from .report import plot, report, summary
 from .deletion import deletion_indicator
 from .precomputation import precompute
+from .progress import Bar, format_duration, shown
 from .training import retrain
 
 class ReproductionError(ValueError):
@@ -42,6 +43,11 @@ class Context:
     init: dict
     progress: object
     truth: dict = None
+    figure: str = ""        # "fig2 (2/3)": where the run is, shown before each bar
+
+    def bar(self):
+        """A bar for one long call of the current figure (its summary is the figure's line)."""
+        return Bar(self.progress, prefix=f"{self.figure}: " if self.figure else "", summary=False)
 
     @cached_property
     def indicator(self):
@@ -51,16 +57,18 @@ class Context:
     def measure(self):
         return measure.doc_loss(self.model, MEASURE_DOC)
 
-    def retrain(self, t):
+    def retrain(self, t, progress=False):
         return retrain(self.model, self.init, self.docs, self.indicator.astype(bool), t,
-                       steps=self.config["steps"], progress=False)
+                       steps=self.config["steps"], progress=progress)
 
     def true_curve(self):
         """Ordinary retraining with weights ``t 1_D`` for every t of the grid."""
         if self.truth is None:
             phi = self.measure()
             start = time.perf_counter()
-            values = [float(phi(self.retrain(t))) for t in T_GRID]
+            with self.bar() as bar:
+                bar.start(len(T_GRID) * self.config["steps"], f"retraining, {len(T_GRID)} weights t", "step")
+                values = [float(phi(self.retrain(t, bar))) for t in T_GRID]
             self.truth = {"t": T_GRID, "loss": values, "seconds": time.perf_counter() - start}
         return self.truth
 
@@ -87,11 +95,15 @@ def fig1(ctx):
     cfg = ctx.config["fig1"]
     doc = ctx.docs[cfg["doc_index"]]
     start = time.perf_counter()
-    sketch = precompute(ctx.model, ctx.init, ctx.docs, order=cfg["order"], directions=cfg["directions"],
-                        seed=cfg["seed"], steps=ctx.config["steps"], batch_size=cfg["batch_size"],
-                        workers=ctx.workers, progress=ctx.progress)
+    with ctx.bar() as bar:
+        sketch = precompute(ctx.model, ctx.init, ctx.docs, order=cfg["order"], directions=cfg["directions"],
+                            seed=cfg["seed"], steps=ctx.config["steps"], batch_size=cfg["batch_size"],
+                            workers=ctx.workers, progress=bar)
     seconds = time.perf_counter() - start
-    st = sketch.stability(measure.doc_loss(ctx.model, doc))
+    phi = measure.doc_loss(ctx.model, doc)
+    with ctx.bar() as bar:
+        sketch.coefficients(phi, progress=bar)
+    st = sketch.stability(phi)
     curvatures = [float(np.polyfit(st.orders, row, 2)[0]) if np.all(np.isfinite(row)) else float("nan")
                   for row in st.per_direction]
     return {"figure": "fig1", "document": doc, "order": cfg["order"], "directions": cfg["directions"],
@@ -106,9 +118,10 @@ def fig2(ctx):
     phi = ctx.measure()
     truth = ctx.true_curve()
     start = time.perf_counter()
-    sketch = precompute(ctx.model, ctx.init, ctx.docs, order=cfg["order"], directions=ctx.indicator[None, :],
-                        steps=ctx.config["steps"], progress=ctx.progress)
-    coeffs = np.real(sketch.coefficients(phi)[0])
+    with ctx.bar() as bar:
+        sketch = precompute(ctx.model, ctx.init, ctx.docs, order=cfg["order"], directions=ctx.indicator[None, :],
+                            steps=ctx.config["steps"], progress=bar)
+    coeffs = np.real(sketch.coefficients(phi, progress=False)[0])
     seconds = time.perf_counter() - start
     t = np.array(T_GRID)
     truncations = np.cumsum(coeffs[:, None] * t[None, :] ** np.arange(cfg["order"] + 1)[:, None], axis=0)
@@ -137,16 +150,20 @@ def fig3(ctx):
     phi = ctx.measure()
     truth = ctx.true_curve()
     start = time.perf_counter()
-    sketch = precompute(ctx.model, ctx.init, ctx.docs, order=cfg["order"], directions=cfg["directions"],
-                        seed=cfg["seed"], steps=ctx.config["steps"], batch_size=cfg["batch_size"],
-                        workers=ctx.workers, progress=ctx.progress)
+    with ctx.bar() as bar:
+        sketch = precompute(ctx.model, ctx.init, ctx.docs, order=cfg["order"], directions=cfg["directions"],
+                            seed=cfg["seed"], steps=ctx.config["steps"], batch_size=cfg["batch_size"],
+                            workers=ctx.workers, progress=bar)
     seconds = time.perf_counter() - start
-    exact = precompute(ctx.model, ctx.init, ctx.docs, order=cfg["order"], directions=ctx.indicator[None, :],
-                       steps=ctx.config["steps"], progress=False)
-    exact_coeffs = np.real(exact.coefficients(phi)[0])
+    with ctx.bar() as bar:
+        exact = precompute(ctx.model, ctx.init, ctx.docs, order=cfg["order"], directions=ctx.indicator[None, :],
+                           steps=ctx.config["steps"], progress=bar)
+    exact_coeffs = np.real(exact.coefficients(phi, progress=False)[0])
     t = np.array(T_GRID)
     deleted = np.flatnonzero(ctx.indicator)
     start = time.perf_counter()
+    with ctx.bar() as bar:
+        sketch.coefficients(phi, progress=bar)
     curves = {}
     for degree in range(1, cfg["order"] + 1):
         p = sketch.predict(phi, deleted, degree=degree, t=t)
@@ -219,9 +236,11 @@ def run(figure, preset="quick", out="results", progress=None, workers=2, resume=
     lines = [f"{'figure':6s}  {'time':>10s}  result", f"{'-' * 6}  {'-' * 10}  {'-' * 60}"]
     no_plots = False
     current = None
+    started = time.perf_counter()
     try:
-        for name in names:
+        for number, name in enumerate(names, 1):
             current = name
+            ctx.figure = f"{name} ({number}/{len(names)})"
             path = os.path.join(out, f"{name}.json")
             result = _completed(path, preset, ctx.config) if resume else None
             if result is None:
@@ -250,4 +269,8 @@ def run(figure, preset="quick", out="results", progress=None, workers=2, resume=
         lines.append("matplotlib is not installed: numbers were written, plots were not "
                      "(pip install 'taylorsketch[plot]' or pip install matplotlib)")
     lines.append(f"results in {os.path.abspath(out)}")
+    if shown(progress):
+        print(f"reproduce {figure} ({preset} preset): {', '.join(done)} in "
+              f"{format_duration(time.perf_counter() - started)}; wrote {os.path.abspath(out)}",
+              file=sys.stderr, flush=True)
     return {"out": out, "figures": done, "results": results}, "\n".join(lines)

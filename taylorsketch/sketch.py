@@ -81,19 +81,22 @@ class Sketch:
 
     # -- coefficients --------------------------------------------------------
 
-    def coefficients(self, measure, batch_size=None):
+    def coefficients(self, measure, batch_size=None, progress=None):
         """Taylor coefficients of ``t -> phi(A_{t psi_j})`` for every direction: ``(M, order+1)``.
 
         Column 0 is the unperturbed value (the same for every direction).
-        Computed once per measurement and kept.
+        Computed once per measurement and kept, ``batch_size`` directions at a
+        time (default: all up to 128); ``progress`` (as for
+        :func:`taylorsketch.train`) counts directions.
         """
         measure = as_measure(measure)
         key = (measure.cache_key, self._model_key(measure))
         cached = self._coefficients.get(key)
         if cached is not None:
             return cached
-        batch = None if batch_size is None else _check.integer(batch_size, "batch_size", low=1)
-        out = evaluate(measure, self.model, self.primal, self.series, batch)
+        batch = (min(self.n_directions, 128) if batch_size is None
+                 else _check.integer(batch_size, "batch_size", low=1))
+        out = evaluate(measure, self.model, self.primal, self.series, batch, progress=progress)
         self._coefficients[key] = out
         return out
 

@@ -6,6 +6,7 @@ updates every parameter's every coefficient in one fused pass.
 """
 
 import math
+from functools import partial
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -16,7 +17,7 @@ from .deletion import deletion_indicator
 from .functions import primal as _primal
 from .jet import Jet, as_array
 from .optim import Adam
-from .progress import progress_bar
+from .progress import task
 
 
 class TrainingError(ValueError):
@@ -149,7 +150,9 @@ def train(model, init_params, docs, steps=None, weights=None, optimizer=None, pr
     steps : int, default ``len(docs)``
     weights : None, array_like (N,), or Jet / MultiJet (N,)
     optimizer : Adam, default the paper's (``total_steps = steps``)
-    progress : bool or None (default: a bar only when stderr is a terminal)
+    progress : bool, None (default: a bar when stderr is a terminal or in Jupyter),
+        or a counter of an enclosing call to report into (:mod:`taylorsketch.progress`);
+        counted in direction-steps (steps x directions; plain training: steps)
 
     Returns
     -------
@@ -183,11 +186,10 @@ def train_flat(model, init_params, docs, steps=None, weights=None, optimizer=Non
     shapes = model.param_shapes()
     flat = FlatParams.from_dict(shapes, init_params, like=weights if isinstance(weights, Jet) else None)
     optimizer = Adam(total_steps=max(steps, 1)) if optimizer is None else optimizer
-    bar = progress_bar(steps, progress, "train")
-    train_steps(model, flat, encoded, docs, weights, optimizer, 0, steps,
-                on_step=None if bar is None else bar.update)
-    if bar is not None:
-        bar.close()
+    n_directions, label, unit = _work(weights, steps)
+    with task(progress, steps * n_directions, label, unit) as counter:
+        train_steps(model, flat, encoded, docs, weights, optimizer, 0, steps,
+                    on_step=partial(counter.add, n_directions))
     return flat
 
 
@@ -217,6 +219,14 @@ def train_steps(model, flat, encoded, docs, weights, optimizer, start, stop, on_
             optimizer.step(flat.flat, flat_grads)
             if on_step is not None:
                 on_step()
+
+
+def _work(weights, steps):
+    """What a training run counts: ``(directions per step, label, unit)``."""
+    if isinstance(weights, Jet):
+        m = weights.n_directions
+        return m, f"jet training, order {weights.order}, {m} direction{'s' * (m != 1)}", "direction-step"
+    return 1, f"training, {steps} steps", "step"
 
 
 def _check_step_finite(loss, grads, step, index, doc):

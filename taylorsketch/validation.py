@@ -8,7 +8,7 @@ from scipy.stats import spearmanr
 
 from . import _check
 from .measure import as_measure
-from .progress import progress_bar
+from .progress import task
 from .training import retrain
 
 
@@ -73,6 +73,8 @@ def validate(sketch, model, init_params, docs, measure, sizes=(1, 5, 20), sets_p
     """Draw random deletion sets of each size, retrain without each, and compare.
 
     Returns a :class:`Validation`.  Costs one ordinary training per set.
+    ``progress`` (as for :func:`taylorsketch.train`): one bar over every
+    retraining, in training steps, after the coefficients' own bar.
     """
     sketch.check_docs(docs)
     measure = as_measure(measure)
@@ -83,20 +85,20 @@ def validate(sketch, model, init_params, docs, measure, sizes=(1, 5, 20), sets_p
         raise ValueError("sizes must list at least one set size")
     sets_per_size = _check.integer(sets_per_size, "sets_per_size", low=1)
     steps = sketch.meta["training"]["steps"]
+    # computed once here, with a bar of their own; every prediction below reuses them
+    sketch.coefficients(measure, progress=False if hasattr(progress, "add") else progress)
+    n_sets = len(sizes) * sets_per_size
     sets, truth, truncations, stderr = [], [], [], []
-    bar = progress_bar(len(sizes) * sets_per_size, progress, "validate")
-    for size in sizes:
-        for _ in range(sets_per_size):
-            deleted = np.sort(rng.choice(n, size=size, replace=False))
-            prediction = sketch.predict(measure, deleted, groups=groups)
-            params = retrain(model, init_params, docs, deleted, steps=steps, progress=False)
-            sets.append(deleted)
-            truth.append(float(measure(params)))
-            truncations.append(prediction.truncations())
-            stderr.append(prediction.stderr)
-            if bar is not None:
-                bar.update()
-    if bar is not None:
-        bar.close()
+    label = f"validation, {n_sets} retraining{'s' * (n_sets != 1)} of {steps} steps"
+    with task(progress, n_sets * steps, label, "step") as counter:
+        for size in sizes:
+            for _ in range(sets_per_size):
+                deleted = np.sort(rng.choice(n, size=size, replace=False))
+                prediction = sketch.predict(measure, deleted, groups=groups)
+                params = retrain(model, init_params, docs, deleted, steps=steps, progress=counter)
+                sets.append(deleted)
+                truth.append(float(measure(params)))
+                truncations.append(prediction.truncations())
+                stderr.append(prediction.stderr)
     return Validation(sizes, sets, np.array(truth), np.array(truncations), np.array(stderr),
                       float(truncations[0][0]))

@@ -1,0 +1,145 @@
+"""What progress reporting costs: training with a visible bar against training without.
+
+Each row times the same run with ``progress=False`` and with a bar that is
+drawn (``taylorsketch.progress.Bar(True)``, its output sent to ``/dev/null``
+so that tqdm formats and writes exactly as on a terminal), alternating the
+two so that a change in the machine's load hits both alike; the times are
+medians of several runs and the ratio is bar / no bar.  One-process rows are
+timed in CPU time of the process (``time.process_time``: what other
+processes on a shared machine change least), the row with workers in wall
+time (its work is in the children).  Even so the end-to-end ratio carries the
+noise of the runs, so the table also gives the direct cost of one ``add`` call: the
+bar's (the one process case: once per training step), and the worker's
+``SharedCounter`` (a clock reading; a lock every 0.2 s), against the time of
+one step.
+
+    python benchmarks/bench_progress.py                 # ~3 minutes
+    python benchmarks/bench_progress.py --write docs/performance.md
+"""
+
+import argparse
+import contextlib
+import datetime
+import multiprocessing
+import os
+import statistics
+import sys
+import time
+
+from _common import format_seconds, load_text, machine, publish
+
+import numpy as np
+
+import taylorsketch as ts
+from taylorsketch.progress import Bar, SharedCounter
+
+SECTION = "## Progress bars (benchmarks/bench_progress.py)"
+
+
+@contextlib.contextmanager
+def stderr_to_devnull():
+    with open(os.devnull, "w") as sink:
+        saved, sys.stderr = sys.stderr, sink
+        try:
+            yield
+        finally:
+            sys.stderr = saved
+
+
+def paired_medians(run, repeats, clock):
+    """Median seconds (by ``clock``) of ``run(False)`` and ``run(True)``, alternated, after one
+    warm-up each."""
+    run(False)
+    run(True)
+    off, on = [], []
+    for _ in range(repeats):
+        for show, times in ((False, off), (True, on)):
+            start = clock()
+            run(show)
+            times.append(clock() - start)
+    return statistics.median(off), statistics.median(on)
+
+
+def rows(quick):
+    s = ts.paper.setup(seed=42)
+    model = s.model()
+    docs = s.docs[:1000]
+
+    def plain(show):
+        with stderr_to_devnull():
+            ts.train(model, s.init, docs, steps=1000, progress=Bar(True) if show else False)
+
+    def jet(show):
+        psi = ts.estimator.random_directions(len(docs), np.arange(8), seed=0)
+        weights = ts.Jet.from_directions(np.zeros(len(docs)), psi, 3)
+        with stderr_to_devnull():
+            ts.train(model, s.init, docs, steps=100, weights=weights, progress=Bar(True) if show else False)
+
+    def workers(show):
+        with stderr_to_devnull():
+            ts.precompute(model, s.init, docs, order=3, directions=16, steps=200, batch_size=8,
+                          workers=2, progress=Bar(True) if show else False)
+
+    cpu, wall = time.process_time, time.perf_counter
+    yield "plain training, 1,000 steps (one process; CPU time)", plain, 1000, 15, cpu
+    yield "jet training, order 3, 8 directions, 100 steps (one process; CPU time)", jet, 100, 7, cpu
+    if not quick:
+        yield "precompute, order 3, 16 directions, 200 steps, workers=2 (2 batches; wall time)", \
+            workers, 200, 3, wall
+
+
+def per_call(n=200_000):
+    """Seconds per ``add``: a drawn bar (to /dev/null), and a worker's SharedCounter."""
+    with stderr_to_devnull():
+        bar = Bar(True, total=n, label="bench", unit="step")
+        start = time.perf_counter()
+        for _ in range(n):
+            bar.add(8)
+        bar_cost = (time.perf_counter() - start) / n
+        bar.close()
+    counter = SharedCounter(multiprocessing.get_context("spawn").Value("q", 0))
+    start = time.perf_counter()
+    for _ in range(n):
+        counter.add(8)
+    return bar_cost, (time.perf_counter() - start) / n
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="skip the workers=2 row")
+    parser.add_argument("--write", metavar="PATH", help="add or replace this section in a markdown file")
+    args = parser.parse_args()
+
+    load_before = os.getloadavg()[0]
+    began = time.perf_counter()
+    lines = ["| run | runs (each) | no bar (median) | bar (median) | bar / no bar |", "|---|---|---|---|---|"]
+    step_times = {}
+    for label, run, steps, repeats, clock in rows(args.quick):
+        print(f"running {label} ...", file=sys.stderr, flush=True)
+        off, on = paired_medians(run, repeats, clock)
+        step_times[label] = off / steps
+        lines.append(f"| {label} | {repeats} | {format_seconds(off)} | {format_seconds(on)} "
+                     f"| {on / off:.4f} ({100 * (on / off - 1):+.2f} %) |")
+    bar_cost, shared_cost = per_call()
+    fastest = min(step_times.values())
+    cost_lines = [
+        "| one `add` call | cost | share of the fastest step (plain training, "
+        f"{format_seconds(fastest)}) |", "|---|---|---|",
+        f"| `Bar.add` (tqdm drawn, one process: once per step) | {bar_cost * 1e6:.2f} us "
+        f"| {100 * bar_cost / fastest:.2f} % |",
+        f"| `SharedCounter.add` (in a worker: once per step) | {shared_cost * 1e6:.2f} us "
+        f"| {100 * shared_cost / fastest:.3f} % |"]
+    text = "\n".join([
+        SECTION, "",
+        f"Run on {datetime.date.today().isoformat()} on {machine()}, "
+        f"NUMBA_NUM_THREADS={os.environ.get('NUMBA_NUM_THREADS', 'default')}.",
+        load_text(load_before, os.getloadavg()[0], time.perf_counter() - began),
+        "Each run trains the paper's MicroGPT; \"bar\" draws a progress bar (to /dev/null), \"no bar\" "
+        "is `progress=False`; the two alternate, and each time is the median of the runs. "
+        "The goal is an overhead under 1 %.", "",
+        *lines, "", *cost_lines, ""])
+    publish(text, args.write, SECTION)
+
+
+if __name__ == "__main__":
+    main()

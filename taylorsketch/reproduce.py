@@ -212,6 +212,10 @@ def run(figure, preset="quick", out="results", progress=None, workers=2, resume=
     same preset, configuration and version is read instead of recomputed.
     ``force=False`` (the CLI without ``--force``) refuses to start when ``out``
     already holds files of an earlier run that would be overwritten.
+    ``progress`` (as for :func:`taylorsketch.train`): each long call of a figure
+    has its bar, prefixed with the figure (``fig3 (3/3): jet training, ...``);
+    the figure's ``[figN done ...]`` line is its summary, and the run ends with
+    one line naming the figures, the time and the folder.
     """
     if figure not in FIGURES + ("all",):
         raise ReproductionError(f"unknown figure {figure!r}; choose fig1, fig2, fig3 or all")

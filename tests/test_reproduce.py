@@ -95,6 +95,18 @@ def test_resume_reuses_completed_figures(tiny, tmp_path, capsys, monkeypatch):
     assert "reusing" in capsys.readouterr().err
 
 
+def test_progress_names_the_figure_and_the_run_ends_with_one_summary_line(tiny, tmp_path, capsys):
+    reproduce.run("fig2", preset=tiny, out=str(tmp_path), workers=1, progress=True)
+    err = capsys.readouterr().err
+    assert "fig2 (1/1): retraining, 11 weights t:" in err             # the truth, its own bar
+    assert "fig2 (1/1): jet training, order 4, 1 exact direction:" in err
+    lines = [piece.split("\r")[-1] for piece in err.split("\n")]
+    summaries = [line for line in lines if " in " in line and "wrote" in line]
+    assert len(summaries) == 1 and summaries[0].startswith("reproduce fig2 (tiny preset): fig2 in ")
+    assert summaries[0].endswith(f"; wrote {tmp_path}")
+    assert not any("direction-steps in" in line for line in lines)    # the figure's line is its summary
+
+
 def test_missing_matplotlib_still_writes_numbers(tiny, tmp_path, monkeypatch):
     monkeypatch.setattr(report, "_pyplot", lambda: None)
     _, text = reproduce.run("fig2", preset=tiny, out=str(tmp_path), workers=1)

@@ -3,20 +3,19 @@
 Each row times the same run with ``progress=False`` and with a bar that is
 drawn (``taylorsketch.progress.Bar(True)``, its output sent to ``/dev/null``
 so that tqdm formats and writes exactly as on a terminal), alternating the
-two so that a change in the machine's load hits both alike; the times are
-medians of several runs and the ratio is the median of bar / no bar over
-the pairs of consecutive runs.  The noise column is the median change between
-one run without a bar and the next one without a bar: a ratio within it is
-no measurable overhead.  One-process rows are
-timed in CPU time of the process (``time.process_time``: what other
-processes on a shared machine change least), the row with workers in wall
-time (its work is in the children).  Even so the end-to-end ratio carries the
-noise of the runs, so the table also gives the direct cost of one ``add`` call: the
-bar's (the one process case: once per training step), and the worker's
-``SharedCounter`` (a clock reading; a lock every 0.2 s), against the time of
-one step.
+two (in the order ABBA, so that neither always runs first) so that a change
+in the machine's load hits both alike.  Times are CPU time
+(``time.process_time``, plus the finished worker processes' for the row with
+workers): what other processes on a shared machine change least.  Each time
+is the median of several runs, and the ratio is the median of bar / no bar
+over the pairs of consecutive runs.  The noise column is the median change
+from one run without a bar to the next: a ratio within it is no measurable
+overhead.  So the second table gives the direct cost of what a bar adds: one
+``add`` call per training step (the bar's in one process; the worker's
+``SharedCounter``: a clock reading, and a lock every 0.2 s), and at most five
+redraws a second.
 
-    python benchmarks/bench_progress.py                 # ~3 minutes
+    python benchmarks/bench_progress.py                 # ~4 minutes
     python benchmarks/bench_progress.py --write docs/performance.md
 """
 
@@ -25,6 +24,7 @@ import contextlib
 import datetime
 import multiprocessing
 import os
+import resource
 import statistics
 import sys
 import time
@@ -55,8 +55,9 @@ def paired(run, repeats, clock):
     run(False)
     run(True)
     off, on = [], []
-    for _ in range(repeats):
-        for show, times in ((False, off), (True, on)):
+    for i in range(repeats):
+        order = ((False, off), (True, on)) if i % 2 == 0 else ((True, on), (False, off))
+        for show, times in order:
             start = clock()
             run(show)
             times.append(clock() - start)
@@ -85,12 +86,17 @@ def rows(quick):
             ts.precompute(model, s.init, docs, order=3, directions=16, steps=200, batch_size=8,
                           workers=2, progress=Bar(True) if show else False)
 
-    cpu, wall = time.process_time, time.perf_counter
-    yield "plain training, 1,000 steps (one process; CPU time)", plain, 1000, 15, cpu
-    yield "jet training, order 3, 8 directions, 100 steps (one process; CPU time)", jet, 100, 9, cpu
+    yield "plain training, 1,000 steps (one process)", plain, 1000, 21, time.process_time
+    yield "jet training, order 3, 8 directions, 100 steps (one process)", jet, 100, 9, time.process_time
     if not quick:
-        yield "precompute, order 3, 16 directions, 200 steps, workers=2 (2 batches; wall time)", \
-            workers, 200, 3, wall
+        yield "precompute, order 3, 16 directions, 200 steps, workers=2 (2 batches; the CPU time " \
+            "of all three processes, their start included)", workers, 200, 5, cpu_with_children
+
+
+def cpu_with_children():
+    """CPU seconds of this process and of its finished children (the workers of a run)."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
 
 
 def per_call(n=200_000):
@@ -122,7 +128,7 @@ def main():
 
     load_before = os.getloadavg()[0]
     began = time.perf_counter()
-    lines = ["| run | runs (each) | no bar (median) | bar (median) | bar / no bar (median of pairs) "
+    lines = ["| run | runs (each) | no bar: CPU time (median) | bar (median) | bar / no bar (median of pairs) "
              "| noise (no bar / no bar) |", "|---|---|---|---|---|---|"]
     step_times = {}
     for label, run, steps, repeats, clock in rows(args.quick):
@@ -148,8 +154,9 @@ def main():
         f"NUMBA_NUM_THREADS={os.environ.get('NUMBA_NUM_THREADS', 'default')}.",
         load_text(load_before, os.getloadavg()[0], time.perf_counter() - began),
         "Each run trains the paper's MicroGPT; \"bar\" draws a progress bar (to /dev/null), \"no bar\" "
-        "is `progress=False`; the two alternate, each time is the median of the runs and the ratio "
-        "the median over consecutive pairs. The goal is an overhead under 1 %. On a shared machine "
+        "is `progress=False`; the two alternate (ABBA), times are CPU time (with the workers' for "
+        "the last row), each is the median of the runs and the ratio the median over consecutive "
+        "pairs. The goal is an overhead under 1 %. On a shared machine "
         "the runs themselves vary by more than that (the noise column: consecutive runs without a "
         "bar), so the second table gives what the bar adds directly: one `add` per training step "
         "and at most five redraws a second.", "",

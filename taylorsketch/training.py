@@ -16,6 +16,7 @@ from ._config import BLAS_THREADS
 from .deletion import deletion_indicator
 from .functions import primal as _primal
 from .jet import Jet, as_array
+from .multijet import MultiJet
 from .optim import Adam
 from .progress import task
 
@@ -223,6 +224,10 @@ def train_steps(model, flat, encoded, docs, weights, optimizer, start, stop, on_
 
 def _work(weights, steps):
     """What a training run counts: ``(directions per step, label, unit)``."""
+    if isinstance(weights, MultiJet):
+        m, d = weights.n_directions, weights.n_variables
+        groups = f", {m} groups" if m != 1 else ""
+        return m, f"MultiJet training, {d} variable{'s' * (d != 1)}{groups}", "group-step" if groups else "step"
     if isinstance(weights, Jet):
         m = weights.n_directions
         return m, f"jet training, order {weights.order}, {m} direction{'s' * (m != 1)}", "direction-step"

@@ -3,7 +3,7 @@
 (a) the mechanism: counters, bars, their summary line, the shared counter of
 workers; (b) every long call reaches its total in the unit it documents
 (direction-steps for jet training and precompute, with and without workers;
-steps for plain training and validation; directions for coefficients);
+steps for plain and MultiJet training and validation; directions for coefficients);
 (c) when it is silent: ``progress=False``, ``--quiet``, stderr not a
 terminal; (d) a notebook without ipywidgets (tqdm.auto falls back to its
 one-line bar); (e) the summary line, printed once.
@@ -128,6 +128,13 @@ def test_plain_training_counts_steps(tiny):
     bar = Bar(False)
     ts.train(model, init, docs, steps=STEPS, progress=bar)
     assert (bar.n, bar.total, bar.unit, bar.label) == (STEPS, STEPS, "step", f"training, {STEPS} steps")
+
+
+def test_multijet_training_counts_steps(tiny):
+    model, init, docs, phi = tiny
+    bar = Bar(False)
+    ts.interactions(model, init, docs, [1, 2, 3], phi, steps=STEPS, progress=bar)
+    assert (bar.n, bar.total, bar.unit, bar.label) == (STEPS, STEPS, "step", "MultiJet training, 3 variables")
 
 
 @pytest.mark.parametrize("workers", [1, 2])

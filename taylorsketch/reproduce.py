@@ -215,7 +215,8 @@ def run(figure, preset="quick", out="results", progress=None, workers=2, resume=
     ``progress`` (as for :func:`taylorsketch.train`): each long call of a figure
     has its bar, prefixed with the figure (``fig3 (3/3): jet training, ...``);
     the figure's ``[figN done ...]`` line is its summary, and the run ends with
-    one line naming the figures, the time and the folder.
+    one line naming the figures, the time and the folder.  With ``progress=False``
+    only an interruption is reported on stderr.
     """
     if figure not in FIGURES + ("all",):
         raise ReproductionError(f"unknown figure {figure!r}; choose fig1, fig2, fig3 or all")
@@ -254,14 +255,14 @@ def run(figure, preset="quick", out="results", progress=None, workers=2, resume=
                 result.update(preset=preset, config=ctx.config, version=__version__)
                 write_json(path, result)
             else:
-                print(f"[{name}] reusing the completed {path}", file=sys.stderr, flush=True)
+                _say(progress, f"[{name}] reusing the completed {path}")
             if not plot(result, os.path.join(out, f"{name}.png")):
                 no_plots = True
             results[name] = result
             done.append(name)
             seconds = result["timings"]["total_seconds"]
             lines.append(f"{name:6s}  {seconds:8.1f} s  {summary(result).split(': ', 1)[1]}")
-            print(f"[{name} done in {seconds:.1f} s] {summary(result)}", file=sys.stderr, flush=True)
+            _say(progress, f"[{name} done in {seconds:.1f} s] {summary(result)}")
         if figure == "all":
             write_text(os.path.join(out, "report.md"), report(results, preset))
     except KeyboardInterrupt:
@@ -278,3 +279,9 @@ def run(figure, preset="quick", out="results", progress=None, workers=2, resume=
               f"{format_duration(time.perf_counter() - started)}; wrote {os.path.abspath(out)}",
               file=sys.stderr, flush=True)
     return {"out": out, "figures": done, "results": results}, "\n".join(lines)
+
+
+def _say(progress, line):
+    """A line on stderr about the run's progress (none with ``progress=False``)."""
+    if progress is not False:
+        print(line, file=sys.stderr, flush=True)

@@ -107,6 +107,13 @@ def test_progress_names_the_figure_and_the_run_ends_with_one_summary_line(tiny, 
     assert not any("direction-steps in" in line for line in lines)    # the figure's line is its summary
 
 
+def test_quiet_reproduction_prints_nothing_on_stderr(tiny, tmp_path, capsys):
+    status, out, err = run_cli(capsys, ["--quiet", "reproduce", "fig2", "--preset", tiny, "--workers", "1",
+                                        "--out", str(tmp_path)])
+    assert status == 0 and err == ""
+    assert "fig2" in out and f"results in {tmp_path}" in out
+
+
 def test_missing_matplotlib_still_writes_numbers(tiny, tmp_path, monkeypatch):
     monkeypatch.setattr(report, "_pyplot", lambda: None)
     _, text = reproduce.run("fig2", preset=tiny, out=str(tmp_path), workers=1)

@@ -34,6 +34,16 @@ closes (so a batch job, a worker or ``validate`` adds to one bar, and the
 summary is printed once).  An enclosing :class:`Bar` made without a size is
 sized by the first call that opens a task in it: the command line makes one,
 lets ``precompute`` describe the work, and closes it with the file it wrote.
+
+A batch loop plugs in the same way.  ``precomputation._run(train, jobs,
+workers, counter)`` calls ``train(job, counter)`` for every job, in this
+process or in spawned workers; ``train`` reports into whatever counter it
+is given (``train_flat(..., progress=counter)`` does it step by step), and
+in a worker that is a :class:`SharedCounter`.  A job whose batches do
+different amounts of work (documents that start at different steps) sizes
+its task with the sum over batches of ``(steps - start) x batch size`` and
+adds the batch size after each step it trains: the bar then reaches 100 %
+in the same unit.
 """
 
 import contextlib

@@ -216,7 +216,7 @@ def test_a_bar_by_default_on_a_terminal(tiny, monkeypatch):
 
 def test_cli_quiet_is_silent_on_a_terminal(tmp_path, monkeypatch):
     terminal = on_terminal(monkeypatch)
-    args = ["precompute", "--n-docs", "10", "--steps", "5", "--order", "1", "--directions", "2"]
+    args = ["precompute", "--n-docs", "10", "--steps", "5", "--order", "1", "--directions", "2", "--force"]
     for quiet in ("--quiet", "-q", "--no-progress"):
         assert main([quiet, *args, "--out", str(tmp_path / "s.npz")]) == 0
         assert terminal.getvalue() == ""

@@ -149,6 +149,19 @@ def test_precompute_reaches_steps_times_directions(tiny, workers):
     assert bar.label == "jet training, order 2, 6 directions"
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_per_document_precompute_counts_the_steps_each_batch_trains(tiny, workers):
+    """Batches of documents start at their first document's step: batch [a, b) trains
+    ``(steps - a) x (b - a)`` direction-steps."""
+    model, init, docs, _ = tiny
+    bar = Bar(False)
+    ts.precompute(model, init, docs, order=1, directions="documents", steps=STEPS, batch_size=5,
+                  workers=workers, progress=bar)
+    expected = (STEPS - 0) * 5 + (STEPS - 5) * 5 + (STEPS - 10) * 2      # documents 0..11 are trained on
+    assert (bar.n, bar.total, bar.unit) == (expected, expected, "direction-step")
+    assert bar.label == "per-document jet training, order 1, 12 documents"
+
+
 def test_precompute_labels_exact_directions_and_shards(tiny):
     model, init, docs, _ = tiny
     bar = Bar(False)

@@ -215,7 +215,7 @@ def test_unwritable_out_fails_before_computing(capsys, folder, monkeypatch):
     def no_computation(*args, **kwargs):
         raise AssertionError("computed a sketch before checking --out")
 
-    monkeypatch.setattr("taylorsketch.cli.precompute", no_computation)
+    monkeypatch.setattr("taylorsketch.commands.precompute", no_computation)
     assert_user_error(capsys, ["precompute", *SKETCH, "--out", str(folder / "no" / "such" / "s.npz")],
                       "cannot write")
 

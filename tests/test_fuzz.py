@@ -32,7 +32,7 @@ from hypothesis import strategies as st
 
 import strategies
 import taylorsketch as ts
-from taylorsketch import cli
+from taylorsketch import cli, commands
 from taylorsketch.sketch import Sketch
 from taylorsketch.sketch_file import SketchFileError
 
@@ -277,7 +277,7 @@ def test_a_closed_stdout_exits_quietly(paths):
 def test_an_internal_error_is_one_line_asking_for_a_bug_report(monkeypatch, paths):
     def broken(args):
         raise RuntimeError("something the code did not expect")
-    monkeypatch.setattr(cli, "cmd_stability", broken)
+    monkeypatch.setattr(commands, "cmd_stability", broken)
     status, out, err = _run(["stability", paths["sketch"]])
     assert status == 1 and out == ""
     assert err.count("\n") == 1 and "internal error: RuntimeError" in err and "bug" in err

@@ -29,7 +29,7 @@ TIERS = {
     "measure": 5, "estimator": 5, "documents": 5, "sketch_file": 5, "sketch": 5, "precomputation": 5, "validation": 5,
     "interaction": 5,
     # 6: the paper's set-up, the reproduction and its report, the command line
-    "paper": 6, "presets": 6, "report": 6, "reproduce": 6, "cli": 6,
+    "paper": 6, "presets": 6, "report": 6, "reproduce": 6, "commands": 6, "cli": 6,
     # the package's front door imports every tier
     "__init__": 7,
 }
@@ -44,7 +44,7 @@ SIBLINGS = {
     ("precomputation", "estimator"), ("precomputation", "sketch"), ("precomputation", "sketch_file"),
     ("validation", "measure"), ("interaction", "measure"),
     ("report", "presets"), ("reproduce", "presets"), ("reproduce", "report"),
-    ("reproduce", "paper"), ("cli", "paper"), ("cli", "reproduce"),
+    ("reproduce", "paper"), ("commands", "paper"), ("commands", "reproduce"), ("cli", "commands"), ("cli", "reproduce"),
 }
 
 

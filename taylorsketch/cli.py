@@ -121,7 +121,13 @@ def build_parser():
     p.add_argument("--shard", type=_integer(0), default=0, help="compute only this shard (0-based) of the directions")
     p.add_argument("--num-shards", type=_integer(1), default=1, help="split the directions into this many shards")
     p.add_argument("--workers", type=_integer(1), default=1, help="processes training batches in parallel")
+    p.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                   help="train the batches on this Dask scheduler's workers (tcp://host:8786)")
     p.add_argument("--out", default="sketch.npz", help="where to save the sketch (default sketch.npz)")
+    p.add_argument("--folder", action="store_true",
+                   help="--out is a sketch folder: one shard file per batch, written by the workers")
+    p.add_argument("--resume", action="store_true",
+                   help="with --folder: continue the interrupted run in --out")
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     p.set_defaults(run=commands.cmd_precompute)
 

@@ -128,7 +128,12 @@ def _measure(args, model):
 
 
 def cmd_precompute(args):
-    _writable(args.out, args.force)   # before the expensive part
+    if args.folder:
+        _folder_writable(args)
+    else:
+        if args.resume:
+            raise CLIError("--resume continues a sketch folder: give --folder")
+        _writable(args.out, args.force)   # before the expensive part
     source, docs, model, init = _source_from_args(args)
     if args.exact_contains is not None:
         indicator = deletion_indicator(docs, lambda d: args.exact_contains in d)
@@ -139,13 +144,28 @@ def cmd_precompute(args):
         directions = "documents"
     else:
         directions = args.directions
-    with Bar(args.progress) as bar:     # precompute sizes and labels it; the summary names the file
-        sketch = precompute(model, init, docs, order=args.order, directions=directions, seed=args.seed,
-                            steps=args.steps, batch_size=args.batch_size, shard=args.shard,
-                            num_shards=args.num_shards, workers=args.workers, progress=bar,
-                            data=source)
-        _save(sketch, args.out, args.force)
-        bar.close(written=args.out)
+    if args.folder and directions == "documents":
+        raise CLIError("--folder writes random or explicit directions; a documents sketch is one file")
+    executor = _scheduler(args.scheduler, args.workers)
+    where = {"workers": args.workers} if executor is None else {"executor": executor}
+    try:
+        with Bar(args.progress) as bar:     # precompute sizes and labels it; the summary names the file
+            sketch = precompute(model, init, docs, order=args.order, directions=directions, seed=args.seed,
+                                steps=args.steps, batch_size=args.batch_size, shard=args.shard,
+                                num_shards=args.num_shards, progress=bar, data=source,
+                                out=args.out if args.folder else None, resume=args.resume, **where)
+            if not args.folder:
+                _save(sketch, args.out, args.force)
+            bar.close(written=args.out)
+    except (FileExistsError, SketchFileError) as err:
+        raise CLIError(str(err)) from None
+    except ValueError as err:
+        if "another run" not in str(err):
+            raise
+        raise CLIError(str(err)) from None
+    finally:
+        if executor is not None:
+            executor.close()
     return {"out": args.out, "order": sketch.order, "n_directions": sketch.n_directions,
             "n_docs": sketch.n_docs, "kind": sketch.kind}, f"wrote {sketch!r} to {args.out}"
 
@@ -299,6 +319,34 @@ def _writable(path, force):
         raise CLIError(f"cannot write {path}: folder {folder} does not exist or is not writable")
     if os.path.lexists(path) and not force:
         raise CLIError(f"{path} exists; pass --force to overwrite it")
+
+
+def _folder_writable(args):
+    """``--out`` may be a sketch folder: new, empty, or (``--resume``) an earlier run's."""
+    if not args.out:
+        raise CLIError("the output path is empty")
+    if args.force:
+        raise CLIError("a sketch folder is never overwritten: remove it, or continue it with --resume")
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise CLIError(f"{args.out} exists and is not a folder")
+    if os.path.isdir(args.out) and os.listdir(args.out) and not args.resume:
+        raise CLIError(f"{args.out} holds files; pass --resume to continue that run")
+
+
+def _scheduler(address, workers):
+    """A Dask client of the scheduler at ``address`` (None without one)."""
+    if address is None:
+        return None
+    if workers != 1:
+        raise CLIError("--scheduler trains on the cluster's workers; --workers is for a local run")
+    try:
+        from distributed import Client
+    except ImportError:
+        raise CLIError("--scheduler needs Dask: pip install 'taylorsketch[dask]'") from None
+    try:
+        return Client(address, timeout=30)
+    except (OSError, TimeoutError) as err:
+        raise CLIError(f"cannot reach the Dask scheduler at {address}: {err}") from None
 
 
 def _save(sketch, path, force):

@@ -8,6 +8,7 @@ written with ``ts`` operations is a measurement; the classes here add a name
 coefficients once).
 """
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -48,22 +49,25 @@ def doc_loss(model, doc):
     >>> bool(phi(s.init) == model.loss(s.init, "max"))
     True
     """
-    encoded = model.encode(doc)
-
-    def fn(params):
-        return model.forward(params, encoded)[0]
+    fn = functools.partial(_loss_on, model, model.encode(doc))     # picklable: it can go to workers
     return Measure(f"loss({doc!r})", fn, ("doc_loss", repr(doc)), model)
+
+
+def _loss_on(model, encoded, params):
+    return model.forward(params, encoded)[0]
 
 
 def logprob(model, prefix, continuation):
     """``log P(continuation | prefix)`` under a MicroGPT (``"$"`` at the end of
     ``continuation`` stands for the end-of-name token)."""
     model.logprob  # fail early for models without it
-
-    def fn(params):
-        return model.logprob(params, prefix, continuation)
+    fn = functools.partial(_logprob_of, model, prefix, continuation)   # picklable, like doc_loss
     fn(_probe_params(model))
     return Measure(f"logP({continuation!r}|{prefix!r})", fn, ("logprob", prefix, continuation), model)
+
+
+def _logprob_of(model, prefix, continuation, params):
+    return model.logprob(params, prefix, continuation)
 
 
 def _probe_params(model):

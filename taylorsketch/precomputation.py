@@ -15,18 +15,19 @@ from functools import partial
 
 import numpy as np
 
-from . import _check
+from . import _check, folder, parallel
 from .estimator import random_directions
 from .jet import Jet
 from .optim import Adam
-from .progress import SharedCounter, task
+from .progress import Counter, SharedCounter, task
 from .sketch import Sketch
 from .sketch_file import fingerprint
 from .training import FlatParams, check_params, encode_documents, train_flat, train_steps
 
 
 def precompute(model, init_params, docs, order, directions, seed=0, steps=None, batch_size=None,
-               shard=0, num_shards=1, workers=1, progress=None, data=None):
+               shard=0, num_shards=1, workers=None, progress=None, data=None, executor=None,
+               out=None, resume=False):
     """Train once in jet arithmetic along ``directions`` of the loss weights.
 
     Parameters
@@ -44,7 +45,17 @@ def precompute(model, init_params, docs, order, directions, seed=0, steps=None, 
     shard, num_shards : compute only shard ``shard`` of ``num_shards`` equal blocks of
         the M random directions; join the shards with :meth:`Sketch.merge`
     workers : processes to train batches in parallel (started with ``spawn``: a script
-        that uses them needs the ``if __name__ == "__main__":`` guard)
+        that uses them needs the ``if __name__ == "__main__":`` guard); default 1
+    executor : optional ``concurrent.futures.Executor``-like object (anything with
+        ``submit(fn, arg)``: a ``ProcessPoolExecutor``, a Dask ``distributed.Client``)
+        that trains the batches instead; the same batches, the same numbers as one
+        process; progress then counts finished batches.  Not together with ``workers``
+    out : optional folder: the batches' workers write the sketch there, one shard file
+        per batch plus ``manifest.json`` (random or explicit directions); the
+        result is then loaded lazily from it (:mod:`taylorsketch.folder`).  The
+        folder must be new or empty unless ``resume``
+    resume : with ``out``: continue an interrupted run in that folder (the same
+        arguments; only the missing shards are trained)
     progress : as for :func:`taylorsketch.train`: one bar for the whole run, in
         direction-steps (``steps x`` this shard's directions; for ``"documents"``,
         the steps each document's batch trains), summed over the workers
@@ -60,23 +71,33 @@ def precompute(model, init_params, docs, order, directions, seed=0, steps=None, 
     seed = _check.integer(seed, "seed", low=0)
     batch_size = _check.optional_integer(batch_size, "batch_size", low=1)
     workers = _check.optional_integer(workers, "workers", low=1)
+    parallel.check_executor(executor, workers)
+    where = {"workers": workers, "executor": executor}
     if data is not None and not isinstance(data, dict):
         raise TypeError(f"data must be a dict describing the documents' source, or None; got {type(data).__name__}")
     # every batch trains with a fresh copy of this optimizer; the metadata records it
     optimizer = Adam(total_steps=max(steps, 1))
     if isinstance(directions, str) and directions == "documents":
+        if out is not None:
+            raise ValueError("out= writes random or explicit directions; a documents sketch is kept "
+                             "in memory (save it with Sketch.save)")
         if shard != 0 or num_shards != 1:
-            raise ValueError("a documents sketch is not sharded; use workers= to parallelise it")
+            raise ValueError("a documents sketch is not sharded; use workers= or executor= to parallelise it")
         kind, total, ids = "documents", len(docs), np.arange(len(docs))
         psi = np.zeros((0, len(docs)))
         primal, series = _train_documents(model, init_params, docs, steps, order, optimizer,
-                                          batch_size, workers, progress)
+                                          batch_size, where, progress)
     else:
         psi, ids, total, kind = draw_directions(directions, len(docs), seed, shard, num_shards)
+        if out is not None:
+            meta = _metadata(kind, order, seed, docs, total, shard, num_shards, model, steps, optimizer, data)
+            run = (model, init_params, docs, steps, order, psi, ids, optimizer, meta)
+            label = _label(order, len(psi), kind, shard, num_shards)
+            return _train_to_folder(out, resume, run, _chunks(len(psi), batch_size), where, progress, label)
         with task(progress, steps * len(psi), _label(order, len(psi), kind, shard, num_shards),
                   "direction-step") as counter:
             primal, series = _train_all(model, init_params, docs, steps, order, psi, optimizer,
-                                        batch_size, workers, counter)
+                                        batch_size, where, counter)
     meta = _metadata(kind, order, seed, docs, total, shard, num_shards, model, steps, optimizer, data)
     return Sketch(model, primal, series, psi, ids, meta)
 
@@ -123,22 +144,76 @@ def draw_directions(directions, n, seed=0, shard=0, num_shards=1):
     return psi, np.full(len(psi), -1), len(psi), "explicit"
 
 
-def _train_all(model, init_params, docs, steps, order, psi, optimizer, batch_size, workers, counter):
+def _train_all(model, init_params, docs, steps, order, psi, optimizer, batch_size, where, counter):
     """Jet training along every direction, batch by batch: ``(primal (P,), series (K, M, P))``;
     every step's directions are added to ``counter``."""
-    batch = min(len(psi), 128) if batch_size is None else int(batch_size)
-    chunks = [(a, min(a + batch, len(psi))) for a in range(0, len(psi), batch)]
+    chunks = _chunks(len(psi), batch_size)
     n_params = sum(math.prod(s) for s in model.param_shapes().values())
     series = np.empty((order, len(psi), n_params), dtype=np.result_type(psi, np.float64))
     primal = None
     jobs = [(model, init_params, docs, steps, order, psi[a:b], optimizer) for a, b in chunks]
-    for (a, b), (p0, ps) in zip(chunks, _run(_train_batch, jobs, workers, counter)):
+    works = [steps * (b - a) for a, b in chunks]
+    for (a, b), (p0, ps) in zip(chunks, _batches(_train_batch, jobs, works, where, counter)):
         primal = p0
         series[:, a:b] = ps
     return primal, series
 
 
-def _train_documents(model, init_params, docs, steps, order, optimizer, batch_size, workers, progress):
+def _chunks(m, batch_size):
+    """The batches ``(a, b)`` of ``m`` directions: ``batch_size`` each (default all, up to 128)."""
+    batch = min(m, 128) if batch_size is None else int(batch_size)
+    return [(a, min(a + batch, m)) for a in range(0, m, batch)]
+
+
+def _batches(train_batch, jobs, works, where, counter):
+    """``train_batch(job, counter)`` for every job, in order: here or in the local pool
+    (:func:`_run`, counting every step), or on ``where["executor"]``, where a job runs
+    without a counter and ``counter`` gets each batch's ``works`` when it is finished."""
+    if where["executor"] is None:
+        yield from _run(train_batch, jobs, where["workers"], counter)
+        return
+    for work, result in zip(works, parallel.run(partial(_uncounted, train_batch), jobs,
+                                                executor=where["executor"])):
+        counter.add(work)
+        yield result
+
+
+def _uncounted(train_batch, job):
+    return train_batch(job, Counter())
+
+
+def _train_to_folder(out, resume, run, chunks, where, progress, label):
+    """Every batch trained and written to its shard file by whoever trains it; the
+    shards already in ``out`` (``resume``) are kept.  Returns ``Sketch.load(out)``."""
+    model, init_params, docs, steps, order, psi, ids, optimizer, meta = run
+    manifest = folder.plan(meta, chunks, ids, psi)
+    done = folder.prepare(out, manifest, resume)
+    todo = [i for i in range(len(chunks)) if i not in done]
+    jobs = [((model, init_params, docs, steps, order, psi[a:b], optimizer), model, ids[a:b], meta,
+             folder.shard_path(out, manifest, i)) for i, (a, b) in enumerate(chunks) if i in todo]
+    works = [steps * (chunks[i][1] - chunks[i][0]) for i in todo]
+    with task(progress, sum(works), label, "direction-step") as counter:
+        for _ in _batches(_train_batch_to_shard, jobs, works, where, counter):
+            pass
+    return Sketch.load(out)
+
+
+def _train_batch_to_shard(job, counter):
+    """Train one batch and write it as a shard file (atomically); returns the path.
+
+    A shard already there was written by an earlier attempt of this job in this run
+    (the folder was checked before any job started, and writes are atomic): an
+    executor that reruns a finished job (Dask, after losing the worker that held
+    its result) keeps it instead of training again."""
+    batch, model, ids, meta, path = job
+    if os.path.exists(path):
+        return path
+    primal, series = _train_batch(batch, counter)
+    Sketch(model, primal, series, batch[5], ids, meta).save(path)
+    return path
+
+
+def _train_documents(model, init_params, docs, steps, order, optimizer, batch_size, where, progress):
     """Jet training along every unit vector ``e_i``: ``(primal (P,), series (K, n, P))``, real.
 
     Along ``e_i`` every series is zero until step ``i``, when document ``i`` is first
@@ -156,10 +231,10 @@ def _train_documents(model, init_params, docs, steps, order, optimizer, batch_si
     series = np.zeros((order, len(docs), n_params))
     primal = states[0][0] if not batches else None
     jobs = [(model, states[int(ids[0])], encoded, docs, steps, order, ids, optimizer) for ids in batches]
-    work = sum((steps - int(ids[0])) * len(ids) for ids in batches)      # direction-steps
+    works = [(steps - int(ids[0])) * len(ids) for ids in batches]      # direction-steps
     label = f"per-document jet training, order {order}, {len(used)} documents"
-    with task(progress, work, label, "direction-step") as counter:
-        for ids, (p0, ps) in zip(batches, _run(_train_documents_batch, jobs, workers, counter)):
+    with task(progress, sum(works), label, "direction-step") as counter:
+        for ids, (p0, ps) in zip(batches, _batches(_train_documents_batch, jobs, works, where, counter)):
             primal = p0 if primal is None else primal      # the first batch starts at step 0
             series[:, ids] = ps
     return primal, series

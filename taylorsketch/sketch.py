@@ -13,10 +13,11 @@ of parameters.
 
 import json
 import math
+import os
 
 import numpy as np
 
-from . import _check, deletion, documents as per_document, sketch_file
+from . import _check, deletion, documents as per_document, parallel, sketch_file
 from .estimator import estimate, estimate_exact, fit_stability
 from .jet import Jet
 from .measure import as_measure, evaluate
@@ -42,6 +43,7 @@ class Sketch:
         self.directions = directions          # (M, n); (0, n) for kind "documents", whose direction j is e_j
         self.direction_ids = direction_ids    # (M,) global ids; -1 for explicit directions
         self.meta = meta
+        self.shard_files = None               # a sketch folder's shards (Sketch.load(folder)), else None
         self._coefficients = {}
 
     def __repr__(self):
@@ -81,13 +83,17 @@ class Sketch:
 
     # -- coefficients --------------------------------------------------------
 
-    def coefficients(self, measure, batch_size=None, progress=None):
+    def coefficients(self, measure, batch_size=None, progress=None, executor=None):
         """Taylor coefficients of ``t -> phi(A_{t psi_j})`` for every direction: ``(M, order+1)``.
 
         Column 0 is the unperturbed value (the same for every direction).
         Computed once per measurement and kept, ``batch_size`` directions at a
         time (default: all up to 128); ``progress`` (as for
-        :func:`taylorsketch.train`) counts directions.
+        :func:`taylorsketch.train`) counts directions.  On a sketch folder the
+        measurement is evaluated shard by shard (each read in full and checked),
+        on ``executor`` when given (a ``concurrent.futures``-like executor or a
+        Dask client whose workers see the folder): ``measure`` is pickled to
+        the workers.
         """
         measure = as_measure(measure)
         key = (measure.cache_key, self._model_key(measure))
@@ -96,7 +102,14 @@ class Sketch:
             return cached
         batch = (min(self.n_directions, 128) if batch_size is None
                  else _check.integer(batch_size, "batch_size", low=1))
-        out = evaluate(measure, self.model, self.primal, self.series, batch, progress=progress)
+        if self.shard_files is not None:
+            jobs = [(path, measure, batch) for path in self.shard_files]
+            out = np.concatenate(list(parallel.run(shard_coefficients, jobs, executor=executor)))
+        elif executor is not None:
+            raise ValueError("coefficients(executor=...) maps over the shards of a sketch folder; "
+                             "this sketch is in memory")
+        else:
+            out = evaluate(measure, self.model, self.primal, self.series, batch, progress=progress)
         self._coefficients[key] = out
         return out
 
@@ -259,13 +272,17 @@ class Sketch:
 
     @classmethod
     def load(cls, path):
-        """Read a sketch written by :meth:`save`.
+        """Read a sketch written by :meth:`save`, or a sketch folder (``precompute(out=...)``:
+        the series memory-mapped, see :mod:`taylorsketch.folder`).
 
         Anything wrong inside the file (truncated, corrupt, metadata missing or
         malformed, an array whose dtype or shape disagrees with the metadata,
         non-finite numbers) is a :class:`~taylorsketch.SketchFileError`; a missing file is a
         ``FileNotFoundError``.  Nothing is unpickled.
         """
+        if os.path.isdir(path):
+            from .folder import load_folder      # a sketch folder (its module builds on this one)
+            return load_folder(path)
         return cls(*sketch_file.read(path))
 
     @classmethod
@@ -304,3 +321,10 @@ class Sketch:
         return cls(first.model, first.primal,
                    np.concatenate([s.series for s in sketches], axis=1)[:, order],
                    np.concatenate([s.directions for s in sketches])[order], ids[order], meta)
+
+
+def shard_coefficients(job):
+    """The coefficients of one shard of a sketch folder (a job for an executor):
+    the shard read in full, with every check of :meth:`Sketch.load`."""
+    path, measure, batch = job
+    return Sketch.load(path).coefficients(measure, batch)

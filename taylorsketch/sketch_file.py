@@ -99,7 +99,7 @@ def read(path):
             raise SketchFileError(f"sketch format version {version!r}; this taylorsketch "
                                   f"reads version {FORMAT_VERSION}")
         model = model_from_description(_field(meta, "model", dict))
-        return (model, *_checked_arrays(meta, arrays, model), meta)
+        return (model, *checked_arrays(meta, arrays, model), meta)
     except SketchFileError as err:
         raise SketchFileError(f"{path}: {err}") from None
     except (KeyError, TypeError, ValueError, UnicodeDecodeError, ArithmeticError) as err:
@@ -130,8 +130,9 @@ def _array(arrays, name, dtypes, ndim):
     return value
 
 
-def _checked_arrays(meta, arrays, model):
-    """``(primal, series, directions, direction_ids)``, each checked against the metadata."""
+def checked_arrays(meta, arrays, model, values=True):
+    """``(primal, series, directions, direction_ids)``, each checked against the metadata
+    (``values=False``: all but the series' values, which are then not read)."""
     kind = _field(meta, "kind", str, lambda v: v in ("random", "explicit", "documents"))
     order = _field(meta, "order", int, lambda v: v >= 1)
     n_docs = _field(meta, "n_docs", int, lambda v: v >= 1)
@@ -163,7 +164,7 @@ def _checked_arrays(meta, arrays, model):
                 f"a documents sketch needs real series (order, n_docs, P) = ({order}, {n_docs}, {n_params}), "
                 f"no direction matrix and ids 0..{n_docs - 1}; got series {series.shape} {series.dtype}, "
                 f"directions {directions.shape}, ids {ids.shape}")
-        if not (np.all(np.isfinite(primal)) and np.all(np.isfinite(series))):
+        if not (np.all(np.isfinite(primal)) and (not values or np.all(np.isfinite(series)))):
             raise SketchFileError("a documents sketch has non-finite values")
         return primal, series, directions, ids
     if series.dtype != np.result_type(directions.dtype, np.float64):
@@ -181,6 +182,6 @@ def _checked_arrays(meta, arrays, model):
     if kind == "explicit" and np.any(ids != -1):
         raise SketchFileError("explicit directions must have ids -1")
     for name, value in (("primal", primal), ("series", series), ("directions", directions)):
-        if not np.all(np.isfinite(value)):
+        if (values or name != "series") and not np.all(np.isfinite(value)):
             raise SketchFileError(f"array {name!r} has non-finite values")
     return primal, series, directions, ids

@@ -15,8 +15,10 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "taylorsketch"
 
 TIERS = {
-    # 0: foundations, no jets: settings, files, argument checks, progress bars, documents, deletion sets
+    # 0: foundations, no jets: settings, files, argument checks, progress bars, documents, deletion sets,
+    # where jobs run, memory-mapped shards
     "_config": 0, "_io": 0, "_check": 0, "progress": 0, "data": 0, "deletion": 0,
+    "parallel": 0, "shards": 0,
     # 1: numba kernels on plain coefficient arrays
     "kernels": 1, "subset_kernels": 1,
     # 2: jets and their rules
@@ -26,7 +28,7 @@ TIERS = {
     # 4: layers, models, optimiser, training
     "nn": 4, "models": 4, "optim": 4, "training": 4,
     # 5: measurements, the sketch and its estimators, validation
-    "measure": 5, "estimator": 5, "documents": 5, "sketch_file": 5, "sketch": 5, "precomputation": 5, "validation": 5,
+    "measure": 5, "estimator": 5, "documents": 5, "sketch_file": 5, "sketch": 5, "folder": 5, "precomputation": 5, "validation": 5,
     "interaction": 5,
     # 6: the paper's set-up, the reproduction and its report, the command line
     "paper": 6, "presets": 6, "report": 6, "reproduce": 6, "commands": 6, "cli": 6,
@@ -42,6 +44,7 @@ SIBLINGS = {
     ("documents", "estimator"), ("documents", "measure"),
     ("sketch", "estimator"), ("sketch", "measure"), ("sketch", "documents"), ("sketch", "sketch_file"),
     ("precomputation", "estimator"), ("precomputation", "sketch"), ("precomputation", "sketch_file"),
+    ("precomputation", "folder"), ("sketch", "folder"), ("folder", "sketch"), ("folder", "sketch_file"),
     ("validation", "measure"), ("interaction", "measure"),
     ("report", "presets"), ("reproduce", "presets"), ("reproduce", "report"),
     ("reproduce", "paper"), ("commands", "paper"), ("commands", "reproduce"), ("cli", "commands"), ("cli", "reproduce"),

@@ -120,3 +120,14 @@ def test_as_measure():
     for not_callable in ("loss('max')", 3.0, None, [my_measure]):
         with pytest.raises(TypeError, match="callable"):
             as_measure(not_callable)
+
+
+def test_the_measurements_pickle_to_workers():
+    """doc_loss and logprob survive pickle (Sketch.coefficients sends them to workers)."""
+    import pickle
+    model = ts.MicroGPT(ts.Vocab("abc"), n_embd=4, n_head=1, block_size=4)
+    params = model.init_params(seed=1)
+    for phi in (ts.measure.doc_loss(model, "abc"), ts.measure.logprob(model, "ab", "c")):
+        again = pickle.loads(pickle.dumps(phi))
+        assert again.name == phi.name and again.key == phi.key
+        assert again(params) == phi(params)

@@ -192,3 +192,15 @@ def test_coefficients_of_a_folder_on_worker_processes(tiny, tmp_path):
         for phi in (ts.measure.doc_loss(model, "bad"), ts.measure.logprob(model, "ab", "c")):
             assert np.array_equal(Sketch.load(tmp_path / "s").coefficients(phi, executor=pool),
                                   here.coefficients(phi))
+
+
+def test_progress_of_a_resumed_folder_counts_the_missing_batches(tiny, tmp_path):
+    from taylorsketch.progress import Bar
+    out = tmp_path / "s"
+    bar = Bar(False)
+    to_folder(tiny, out, progress=bar)
+    assert (bar.n, bar.total) == (STEPS * 6, STEPS * 6)
+    os.remove(out / "shard-00001.npz")
+    bar = Bar(False)
+    to_folder(tiny, out, progress=bar, resume=True)
+    assert (bar.n, bar.total) == (STEPS * 2, STEPS * 2)       # one batch of 2 directions left

@@ -107,3 +107,20 @@ def test_workers_and_executor_together_are_refused(tiny):
         with pytest.raises(TypeError, match="executor must be"):
             ts.precompute(model, init, docs, order=2, directions=4, steps=STEPS, progress=False,
                           executor=bad)
+
+
+def test_progress_on_an_executor_counts_finished_batches(tiny):
+    """The bar gets each batch's direction-steps when the batch is finished, and reaches
+    the same total as in one process."""
+    from taylorsketch.progress import Bar
+    model, init, docs = tiny
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        bar = Bar(False)
+        ts.precompute(model, init, docs, order=2, directions=6, steps=STEPS, batch_size=2,
+                      progress=bar, executor=pool)
+        assert (bar.n, bar.total, bar.unit) == (STEPS * 6, STEPS * 6, "direction-step")
+        bar = Bar(False)
+        ts.precompute(model, init, docs, order=1, directions="documents", steps=STEPS, batch_size=5,
+                      progress=bar, executor=pool)
+        expected = STEPS * 5 + (STEPS - 5) * 5 + (STEPS - 10) * 2
+        assert (bar.n, bar.total) == (expected, expected)

@@ -204,3 +204,18 @@ def test_progress_of_a_resumed_folder_counts_the_missing_batches(tiny, tmp_path)
     bar = Bar(False)
     to_folder(tiny, out, progress=bar, resume=True)
     assert (bar.n, bar.total) == (STEPS * 2, STEPS * 2)       # one batch of 2 directions left
+
+
+def test_folders_of_two_shards_merge_and_save_as_one_file(tiny, tmp_path):
+    """``num_shards`` blocks written as two folders (e.g. two clusters) merge into the
+    one-process sketch; a folder sketch saves as an ordinary file."""
+    halves = [Sketch.load(to_folder(tiny, tmp_path / f"half{i}", shard=i, num_shards=2).shard_files[0])
+              for i in (0, 1)]
+    folders = [Sketch.load(tmp_path / f"half{i}") for i in (0, 1)]
+    assert [s.direction_ids.tolist() for s in folders] == [[0, 1, 2], [3, 4, 5]]
+    whole = one_process(tiny, "random")
+    merged = Sketch.merge(folders)
+    assert np.array_equal(merged.series, whole.series) and np.array_equal(merged.directions, whole.directions)
+    folders[0].save(tmp_path / "half0.npz")
+    assert np.array_equal(Sketch.load(tmp_path / "half0.npz").series, whole.series[:, :3])
+    assert halves[0].direction_ids.tolist() == [0, 1]

@@ -244,9 +244,11 @@ def test_cli_quiet_is_silent_on_a_terminal(tmp_path, monkeypatch):
 
 NOTEBOOK = textwrap.dedent("""
     import sys, types
-    import IPython
 
-    # a Jupyter kernel as tqdm.auto detects one: ipykernel's ZMQ shell, no ipywidgets
+    # a Jupyter kernel as tqdm.auto detects one: IPython with ipykernel's ZMQ shell, and no
+    # ipywidgets; all faked, so that the test needs none of them installed
+    IPython = types.ModuleType("IPython")
+    sys.modules["IPython"] = IPython
     sys.modules["ipykernel"] = types.ModuleType("ipykernel")
     sys.modules["ipykernel.zmqshell"] = types.ModuleType("ipykernel.zmqshell")
     sys.modules["ipywidgets"] = None

@@ -59,15 +59,10 @@ def additive_series(series, weights):
 def scalar_additive(loo_coeffs, weights):
     """Coefficients ``(Q, K+1)`` of ``g_0 + sum_r t^r sum_i w_i^r a_r^(i)``, the
     scalar-additive model along each row ``w`` of ``weights`` (Q, n), from the
-    leave-one-out coefficients ``a`` (n, K+1)."""
-    weights = np.asarray(weights)
-    out = np.empty((weights.shape[0], loo_coeffs.shape[1]), dtype=np.result_type(loo_coeffs, weights))
-    out[:, 0] = loo_coeffs[0, 0]
-    power = np.ones(weights.shape, dtype=out.dtype)
-    for r in range(1, loo_coeffs.shape[1]):
-        power = power * weights
-        out[:, r] = power @ loo_coeffs[:, r]
-    return out
+    leave-one-out coefficients ``a`` (n, K+1): :func:`additive_series` of the
+    scalar series ``a_r^(i)``."""
+    series = additive_series(loo_coeffs[:, 1:].T[:, :, None], weights)[:, :, 0]     # (K, Q)
+    return np.concatenate([np.full((series.shape[1], 1), loo_coeffs[0, 0], dtype=series.dtype), series.T], axis=1)
 
 
 def additive_coefficients(documents, measure, weights):

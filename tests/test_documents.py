@@ -168,6 +168,10 @@ def test_additive_series_along_directions():
     loo[:, 0] = 2.0
     coeffs = dm.scalar_additive(loo, np.eye(5)[[2]])
     assert np.allclose(coeffs[0], loo[2])
+    coeffs = dm.scalar_additive(loo, w)
+    assert np.allclose(coeffs[:, 0], 2.0)
+    assert np.allclose(coeffs[:, 1:], [[sum(w[q, i] ** r * loo[i, r] for i in range(5)) for r in range(1, 4)]
+                                       for q in range(2)])
 
 
 def test_additive_coefficients_along_unit_vectors_are_the_leave_one_out_ones(small):

@@ -13,6 +13,7 @@ import scipy.special
 
 from .jet import (ARRAY_FUNCTIONS, UFUNCS, Jet, apply, as_array, constant_like, elementwise, operand, power,
                   signature)
+from .plan import array_operation
 from .shape_rules import normalise_axes
 
 __all__ = [
@@ -81,8 +82,13 @@ def softmax(x, axis=-1):
 
 
 def _max_shift(x, axis):
-    """The primal maximum along ``axis`` (0 where it is not finite, e.g. a fully masked row)."""
-    shift = np.max(primal(x), axis=axis, keepdims=True)
+    """The primal maximum along ``axis`` (0 where it is not finite, e.g. a fully masked row);
+    computed from a jet's primal, so a recorded step (:mod:`taylorsketch.plan`) computes it again."""
+    return array_operation(_primal_max, x, axis=axis)
+
+
+def _primal_max(x, axis):
+    shift = np.max(x, axis=axis, keepdims=True)
     return np.where(np.isfinite(shift), shift, 0.0)
 
 
@@ -173,7 +179,10 @@ def scatter_add(values, index, shape):
     shape = tuple(int(n) for n in shape)
     if isinstance(values, Jet):
         return apply("scatter_add", values, index=index, shape=shape)
-    values = as_array(values)
+    return array_operation(_scatter_add_array, as_array(values), index=index, shape=shape)
+
+
+def _scatter_add_array(values, index, shape):
     out = np.zeros(shape, dtype=values.dtype)
     np.add.at(out, index, values)
     return out
@@ -217,7 +226,7 @@ def _true_power(a, b):
 
 UFUNCS.update({
     np.add: _binary_ufunc("add"),
-    np.subtract: lambda a, b: elementwise("add", a, -operand(b)),
+    np.subtract: _binary_ufunc("sub"),
     np.multiply: _binary_ufunc("mul"),
     np.true_divide: _binary_ufunc("div"),
     np.negative: lambda x: -x,

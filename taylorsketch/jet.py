@@ -43,6 +43,7 @@ array([4., 4., 1., 0.])
 
 import math
 import numbers
+import threading
 
 import numpy as np
 
@@ -53,6 +54,9 @@ from .shape_rules import normalise_axes
 # :mod:`taylorsketch.functions`, where the handlers are defined.
 UFUNCS = {}
 ARRAY_FUNCTIONS = {}
+# ``RECORDING.active``: this thread's recording (:mod:`taylorsketch.plan`), or None.
+RECORDING = threading.local()
+RECORDING.active = None
 
 
 def as_array(value):
@@ -112,8 +116,7 @@ class Jet:
 
     @classmethod
     def wrap(cls, primal, series):
-        """Trusted constructor (no checks, no copies): for rule outputs and for views
-        of buffers whose shapes the caller has already fixed."""
+        """Trusted constructor (no checks, no copies): for rule outputs and views of buffers."""
         jet = object.__new__(cls)
         jet.primal = np.asarray(primal)
         jet.series = series
@@ -217,10 +220,10 @@ class Jet:
         return elementwise("add", other, self)
 
     def __sub__(self, other):
-        return elementwise("add", self, -operand(other))
+        return elementwise("sub", self, other)
 
     def __rsub__(self, other):
-        return elementwise("add", other, -self)
+        return elementwise("sub", other, self)
 
     def __mul__(self, other):
         return elementwise("mul", self, other)
@@ -340,7 +343,11 @@ def apply(name, *operands, **params):
     series = tuple(o.series if isinstance(o, Jet) else None for o in operands)
     kind = type(jets[0])
     primal, series = kind.RULES[name](primals, series, **params)
-    return kind.wrap(primal, series)
+    result = kind.wrap(primal, series)
+    recorder = getattr(RECORDING, "active", None)
+    if recorder is not None:
+        recorder.operation(name, operands, params, result)
+    return result
 
 
 def elementwise(name, a, b):
@@ -356,7 +363,7 @@ def elementwise(name, a, b):
 
 def _align(x, ndim):
     if isinstance(x, Jet) and x.ndim < ndim:
-        return type(x).wrap(x.primal, expand_series(x.series, ndim))
+        return apply("expand", x, ndim=ndim)
     return x
 
 

@@ -42,7 +42,7 @@ from .rules import RULES
 MULTI_RULES = {}
 
 # rules that are linear in the series: the same map on c_0 and on every c_S
-LINEAR = ("add", "neg", "sum", "reshape", "transpose", "getitem", "scatter_add", "concatenate",
+LINEAR = ("add", "sub", "expand", "neg", "sum", "reshape", "transpose", "getitem", "scatter_add", "concatenate",
           "stack")
 # rules lifted through the ranks; the argument says when the call is linear anyway
 LIFTED = {

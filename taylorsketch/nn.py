@@ -125,8 +125,7 @@ def cross_entropy_backward(dloss, cache):
     """``dlogits = dloss (softmax(logits) - onehot(targets)) / n``."""
     logits, targets = cache
     n, vocab = logits.shape
-    onehot = np.zeros((n, vocab))
-    onehot[np.arange(n), targets] = 1.0
+    onehot = scatter_add(np.ones(n), (np.arange(n), targets), (n, vocab))
     return (softmax(logits, axis=-1) - onehot) * (dloss * (1.0 / n))
 
 

@@ -130,6 +130,25 @@ def add_rule(primals, series):
     return y0, as_ + bs
 
 
+@register("sub")
+def sub_rule(primals, series):
+    """``a - b``: to the bit ``a + (-b)``, in one operation."""
+    (a0, b0), (as_, bs) = primals, series
+    y0 = a0 - b0
+    if bs is None:
+        return y0, np.broadcast_to(as_, as_.shape[:2] + y0.shape)
+    if as_ is None:
+        return y0, np.broadcast_to(-bs, bs.shape[:2] + y0.shape)
+    return y0, as_ - bs
+
+
+@register("expand")
+def expand_rule(primals, series, ndim):
+    """Length-1 axes in front of the primal's, to ``ndim`` axes: for broadcasting, the
+    primal as it is (numpy broadcasts it), the series reshaped (:func:`expand_series`)."""
+    return primals[0], expand_series(series[0], ndim)
+
+
 @register("neg")
 def neg_rule(primals, series):
     return -primals[0], -series[0]

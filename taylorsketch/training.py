@@ -18,6 +18,7 @@ from .functions import primal as _primal
 from .jet import Jet, as_array
 from .multijet import MultiJet
 from .optim import Adam
+from .plan import StepPlans
 from .progress import task
 
 
@@ -211,12 +212,14 @@ def train_steps(model, flat, encoded, docs, weights, optimizer, start, stop, on_
     ``docs``, ``weights`` the validated loss weights (array or Jet, one per document).
     ``on_step()`` is called after every step."""
     params = flat.views()
+    # a jet run replays recorded steps (bit for bit the eager ones, without their Python)
+    step = StepPlans(model, params).loss_and_grads if type(flat.flat) is Jet else partial(model.loss_and_grads, params)
     with threadpool_limits(limits=BLAS_THREADS, user_api="blas"):
-        for step in range(start, stop):
-            i = step % len(docs)
-            loss, grads = model.loss_and_grads(params, encoded[i], 1.0 - weights[i])
+        for step_no in range(start, stop):
+            i = step_no % len(docs)
+            loss, grads = step(encoded[i], 1.0 - weights[i])
             flat_grads = flat.flatten(grads)
-            _check_step_finite(loss, flat_grads, step, i, docs[i])
+            _check_step_finite(loss, flat_grads, step_no, i, docs[i])
             optimizer.step(flat.flat, flat_grads)
             if on_step is not None:
                 on_step()

@@ -24,7 +24,7 @@ TIERS = {
     # 2: jets and their rules
     "rules": 2, "shape_rules": 2, "jet": 2, "multijet_rules": 2, "multijet": 2,
     # 3: functions on arrays and jets, and the user API of Taylor-mode AD
-    "functions": 3, "api": 3,
+    "functions": 3, "api": 3, "plan": 3,
     # 4: layers, models, optimiser, training
     "nn": 4, "models": 4, "optim": 4, "training": 4,
     # 5: measurements, the sketch and its estimators, validation
@@ -40,7 +40,7 @@ TIERS = {
 SIBLINGS = {
     ("shape_rules", "rules"), ("jet", "rules"), ("jet", "shape_rules"),
     ("multijet_rules", "rules"), ("multijet_rules", "shape_rules"), ("multijet", "jet"), ("multijet", "multijet_rules"),
-    ("models", "nn"), ("training", "optim"),
+    ("functions", "plan"), ("models", "nn"), ("training", "optim"),
     ("documents", "estimator"), ("documents", "measure"),
     ("sketch", "estimator"), ("sketch", "measure"), ("sketch", "documents"), ("sketch", "sketch_file"),
     ("precomputation", "estimator"), ("precomputation", "sketch"), ("precomputation", "sketch_file"),

@@ -1,0 +1,308 @@
+"""Recorded training steps: one step's jet operations traced once, then replayed.
+
+A training step in jet arithmetic is about 170 rule applications on small
+arrays (paper MicroGPT), and most of its time went to Python: operator
+dispatch, broadcasting, operand checks and the layers' own code around rules
+whose kernels take microseconds.  The layers stay as they are (they are the
+package's teaching material); instead the sequence of rule applications of one
+step is *recorded* and afterwards *replayed*: the same rules, called with the
+same parameters on the new step's arrays, in the same order, so a replayed
+step is the eager step to the bit.
+
+What a step depends on
+----------------------
+A recording sees three kinds of values:
+
+* jets made by recorded operations, and the step's *leaves* (the parameters,
+  the loss weight): slots of the plan, recomputed at every replay;
+* plain arrays made by :func:`array_operation` (the softmax shift, a primal
+  maximum; the one-hot of the targets): recomputed at every replay too;
+* everything else is a literal, fixed in the plan -- except an index that is
+  (a slice of) one of the step's *inputs*, the arrays of the encoded
+  document, which is read from the new document at every replay.
+
+Two documents with the same input shapes give the same plan.  A plan is made
+from two recordings of such documents and only if they agree in every
+operation, parameter and literal (a literal that differed would be a value the
+plan cannot recompute); otherwise that shape runs eagerly.  So every step is
+either an eager step or the replay of a plan that two eager steps have
+confirmed.  This holds for models written with ``ts`` operations whose
+document- or value-dependent arrays go through :func:`array_operation` or are
+indices of the inputs, as the layers of :mod:`taylorsketch.nn` are.
+"""
+
+import numpy as np
+
+from .jet import RECORDING, Jet
+
+RULE, ARRAY = 0, 1
+
+
+class Unplannable(Exception):
+    """A step that a plan cannot replay (the reason says why); it runs eagerly."""
+
+
+def array_operation(fn, *args, **params):
+    """``fn(*args, **params)`` on plain arrays, as a step that a recording sees.
+
+    A Jet among ``args`` is passed as its primal.  Use it for an array that a
+    model computes from a jet's primal or from the document (so that a
+    replayed step computes it again), e.g. the shift of a softmax.
+    """
+    value = fn(*[a.primal if isinstance(a, Jet) else a for a in args], **params)
+    recorder = getattr(RECORDING, "active", None)
+    if recorder is not None:
+        recorder.array_operation(fn, args, params, value)
+    return value
+
+
+class Recorder:
+    """Records the rule applications of one step (a context manager).
+
+    ``leaves`` are the jets the step starts from (slots ``0..L-1``), ``inputs``
+    the arrays of the encoded document.
+    """
+
+    def __init__(self, leaves, inputs):
+        self.inputs = inputs
+        self.slots = {}          # id of a jet or tracked array -> slot
+        self.alive = []          # keeps recorded objects alive, so ids stay unique
+        self.program = []
+        for leaf in leaves:
+            self._new_slot(leaf)
+        self.n_leaves = len(leaves)
+
+    def __enter__(self):
+        self.outer = getattr(RECORDING, "active", None)
+        RECORDING.active = self
+        return self
+
+    def __exit__(self, *exc):
+        RECORDING.active = self.outer
+
+    def _new_slot(self, value):
+        self.slots[id(value)] = slot = len(self.alive)
+        self.alive.append(value)
+        return slot
+
+    def _ref(self, value, jet_as_primal=False):
+        """A slot number, or ``(literal,)`` for a value the plan fixes."""
+        slot = self.slots.get(id(value))
+        if slot is not None:
+            return slot
+        if isinstance(value, Jet):
+            raise Unplannable(f"an operand ({value!r}) was not made by a recorded operation")
+        return (value,)
+
+    def operation(self, name, operands, params, result):
+        if type(result) is not Jet:
+            raise Unplannable(f"a {type(result).__name__} operation ({name})")
+        args = tuple(self._ref(o) for o in operands)
+        self.program.append((RULE, name, args, self._params(params), self._new_slot(result)))
+
+    def array_operation(self, fn, args, params, value):
+        args = tuple(self._ref(a) for a in args)
+        self.program.append((ARRAY, fn, args, self._params(params), self._new_slot(value)))
+
+    def _params(self, params):
+        """Parameters as a template: indices drawn from the inputs become ``Input`` recipes."""
+        return {key: self._template(value) for key, value in params.items()}
+
+    def _template(self, value):
+        if isinstance(value, tuple):
+            return tuple(self._template(v) for v in value)
+        if isinstance(value, np.ndarray):
+            for k, source in enumerate(self.inputs):
+                recipe = Input.of(value, source, k)
+                if recipe is not None:
+                    return recipe
+        return value
+
+    def finish(self):
+        """Let go of the recorded values (only their slot numbers are kept)."""
+        self.n_slots = len(self.alive)
+        self.alive = self.slots = None
+
+    def outputs(self, values):
+        """Slots of the step's outputs (jets made by the recording)."""
+        out = []
+        for value in values:
+            if type(value) is not Jet or id(value) not in self.slots:
+                raise Unplannable("an output of the step is not a jet made by a recorded operation")
+            out.append(self.slots[id(value)])
+        return out
+
+
+class Input:
+    """An index that is input ``k`` of the step, or the contiguous 1-D slice
+    ``[start:start + length]`` of it."""
+
+    __slots__ = ("k", "start", "length")
+
+    def __init__(self, k, start, length):
+        self.k, self.start, self.length = k, start, length
+
+    @classmethod
+    def of(cls, value, source, k):
+        if value is source:
+            return cls(k, None, None)
+        if not (isinstance(source, np.ndarray) and source.ndim == value.ndim == 1 and source.size
+                and value.dtype == source.dtype and value.strides == source.strides == (source.itemsize,)):
+            return None
+        offset = value.ctypes.data - source.ctypes.data
+        if 0 <= offset and offset + value.nbytes <= source.nbytes:
+            return cls(k, offset // source.itemsize, value.size)
+        return None
+
+    def resolve(self, inputs):
+        source = inputs[self.k]
+        return source if self.start is None else source[self.start:self.start + self.length]
+
+    def __eq__(self, other):
+        return isinstance(other, Input) and (self.k, self.start, self.length) == (other.k, other.start, other.length)
+
+    def __hash__(self):
+        return hash((self.k, self.start, self.length))
+
+
+def _resolve(value, inputs):
+    if isinstance(value, Input):
+        return value.resolve(inputs)
+    if isinstance(value, tuple):
+        return tuple(_resolve(v, inputs) for v in value)
+    return value
+
+
+def _has_inputs(value):
+    if isinstance(value, Input):
+        return True
+    if isinstance(value, tuple):
+        return any(_has_inputs(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_inputs(v) for v in value.values())
+    return False
+
+
+def same(a, b):
+    """Two recorded values equal in kind, shape, dtype and every element (NaN equal to NaN)."""
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.shape == b.shape
+                and a.dtype == b.dtype and np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"))
+    if isinstance(a, (tuple, list)) or isinstance(b, (tuple, list)):
+        return (type(a) is type(b) and len(a) == len(b)) and all(same(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict) or isinstance(b, dict):
+        return isinstance(a, dict) and isinstance(b, dict) and a.keys() == b.keys() and all(
+            same(a[k], b[k]) for k in a)
+    return type(a) is type(b) and a == b
+
+
+class Plan:
+    """A confirmed recording, replayed on the leaves and inputs of a new step."""
+
+    def __init__(self, recorder, outputs):
+        self.n_leaves = recorder.n_leaves
+        self.n_slots = recorder.n_slots
+        self.outputs = outputs
+        self.program = [(kind, fn, args, params, _has_inputs(params), out)
+                        for kind, fn, args, params, out in recorder.program]
+
+    @classmethod
+    def confirmed(cls, first, second, outputs_first, outputs_second):
+        """The plan of two recordings of steps with equal input shapes, if they agree."""
+        if first.n_leaves != second.n_leaves or len(first.program) != len(second.program):
+            raise Unplannable("the two recorded steps ran different numbers of operations")
+        if outputs_first != outputs_second:
+            raise Unplannable("the two recorded steps have different outputs")
+        for a, b in zip(first.program, second.program):
+            if a[:2] != b[:2] or a[4] != b[4] or not same(a[2], b[2]) or not same(a[3], b[3]):
+                raise Unplannable(f"the two recorded steps differ at a {a[1]!r} operation "
+                                  f"(a value the plan would fix changes from step to step)")
+        return cls(first, outputs_first)
+
+    def replay(self, leaves, inputs, rules):
+        """The step's outputs (jets) from new ``leaves`` and ``inputs``; ``rules`` is the jets' RULES."""
+        values = [None] * self.n_slots
+        values[:self.n_leaves] = leaves
+        wrap = Jet.wrap
+        for kind, fn, args, params, indexed, out in self.program:
+            if indexed:
+                params = {key: _resolve(value, inputs) for key, value in params.items()}
+            if kind == RULE:
+                primals, series = [], []
+                for a in args:
+                    value = a[0] if type(a) is tuple else values[a]
+                    if type(value) is Jet:
+                        primals.append(value.primal)
+                        series.append(value.series)
+                    else:
+                        primals.append(value)
+                        series.append(None)
+                values[out] = wrap(*rules[fn](tuple(primals), tuple(series), **params))
+            else:
+                arrays = []
+                for a in args:
+                    value = a[0] if type(a) is tuple else values[a]
+                    arrays.append(value.primal if type(value) is Jet else value)
+                values[out] = fn(*arrays, **params)
+        return [values[k] for k in self.outputs]
+
+
+def inputs_of(encoded):
+    """The arrays of an encoded document (an array, or a tuple of them)."""
+    items = encoded if isinstance(encoded, tuple) else (encoded,)
+    return tuple(np.asarray(item) if not isinstance(item, np.ndarray) else item for item in items)
+
+
+def shape_key(inputs):
+    return tuple((a.shape, a.dtype.str) for a in inputs)
+
+
+class StepPlans:
+    """``loss_and_grads`` of a model's jet training step, replayed where two steps confirmed a plan.
+
+    For each shape of encoded document: the first step runs eagerly and is
+    recorded, the second too and confirms (or refuses) a :class:`Plan`, the
+    rest replay it.  ``stats`` counts eager and replayed steps and keeps the
+    reasons of refusals.
+    """
+
+    def __init__(self, model, params):
+        self.model = model
+        self.params = params
+        self.names = list(params)
+        self.leaves = [params[n] for n in self.names]
+        self.first = {}
+        self.plans = {}
+        self.refused = {}
+        self.stats = {"eager": 0, "replayed": 0}
+
+    def loss_and_grads(self, encoded, dloss):
+        inputs = inputs_of(encoded)
+        key = shape_key(inputs)
+        plan = self.plans.get(key)
+        if plan is not None and type(dloss) is Jet:
+            self.stats["replayed"] += 1
+            loss, *grads = plan.replay(self.leaves + [dloss], inputs, Jet.RULES)
+            return loss, dict(zip(self.names, grads))
+        self.stats["eager"] += 1
+        if key in self.refused or type(dloss) is not Jet:
+            return self.model.loss_and_grads(self.params, encoded, dloss)
+        recorder = Recorder(self.leaves + [dloss], inputs)
+        try:
+            with recorder:
+                loss, grads = self.model.loss_and_grads(self.params, encoded, dloss)
+        except Unplannable as reason:      # the step stopped halfway: run it again, unrecorded
+            self.refused[key] = str(reason)
+            return self.model.loss_and_grads(self.params, encoded, dloss)
+        try:
+            outputs = recorder.outputs([loss] + [grads[n] for n in self.names])
+            recorder.finish()
+            if key in self.first:
+                first, first_outputs = self.first.pop(key)
+                self.plans[key] = Plan.confirmed(first, recorder, first_outputs, outputs)
+            else:
+                self.first[key] = (recorder, outputs)
+        except Unplannable as reason:
+            self.first.pop(key, None)
+            self.refused[key] = str(reason)
+        return loss, grads

@@ -5,6 +5,8 @@ use them, so that changing how the kernels are compiled or parallelised is a
 one-line edit.
 """
 
+import os
+
 # ``cache``: compiled kernels are written next to the source, so a second run
 # does not recompile.  ``fastmath`` stays off: it allows the compiler to
 # reassociate sums, and the package promises results that match a plain
@@ -32,3 +34,8 @@ BLAS_THREADS = 1
 # (at d = 12, 4.9 GB for MicroGPT's parameters and Adam's two moments), so it
 # is built a slice of parameters at a time; Adam is elementwise in them.
 MULTIJET_ADAM_CHUNK = 1 << 22
+
+# Jet training replays recorded steps (:mod:`taylorsketch.plan`): bit for bit
+# the eager steps, without their Python dispatch.  ``TAYLORSKETCH_REPLAY=0`` in
+# the environment runs every step eagerly (to compare, or to debug a model).
+REPLAY = os.environ.get("TAYLORSKETCH_REPLAY", "1") != "0"

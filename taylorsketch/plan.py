@@ -85,14 +85,15 @@ class Recorder:
         self.alive.append(value)
         return slot
 
-    def _ref(self, value, jet_as_primal=False):
-        """A slot number, or ``(literal,)`` for a value the plan fixes."""
+    def _ref(self, value):
+        """A slot number, an :class:`Input`, or ``(literal,)`` for a value the plan fixes."""
         slot = self.slots.get(id(value))
         if slot is not None:
             return slot
         if isinstance(value, Jet):
             raise Unplannable(f"an operand ({value!r}) was not made by a recorded operation")
-        return (value,)
+        recipe = self._template(value) if isinstance(value, np.ndarray) else None
+        return recipe if isinstance(recipe, Input) else (value,)
 
     def operation(self, name, operands, params, result):
         if type(result) is not Jet:
@@ -230,7 +231,7 @@ class Plan:
             if kind == RULE:
                 primals, series = [], []
                 for a in args:
-                    value = a[0] if type(a) is tuple else values[a]
+                    value = values[a] if type(a) is int else a[0] if type(a) is tuple else a.resolve(inputs)
                     if type(value) is Jet:
                         primals.append(value.primal)
                         series.append(value.series)
@@ -241,7 +242,7 @@ class Plan:
             else:
                 arrays = []
                 for a in args:
-                    value = a[0] if type(a) is tuple else values[a]
+                    value = values[a] if type(a) is int else a[0] if type(a) is tuple else a.resolve(inputs)
                     arrays.append(value.primal if type(value) is Jet else value)
                 values[out] = fn(*arrays, **params)
         return [values[k] for k in self.outputs]

@@ -11,7 +11,7 @@ from functools import partial
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from . import _check
+from . import _check, _config
 from ._config import BLAS_THREADS
 from .deletion import deletion_indicator
 from .functions import primal as _primal
@@ -213,7 +213,8 @@ def train_steps(model, flat, encoded, docs, weights, optimizer, start, stop, on_
     ``on_step()`` is called after every step."""
     params = flat.views()
     # a jet run replays recorded steps (bit for bit the eager ones, without their Python)
-    step = StepPlans(model, params).loss_and_grads if type(flat.flat) is Jet else partial(model.loss_and_grads, params)
+    replay = _config.REPLAY and type(flat.flat) is Jet
+    step = StepPlans(model, params).loss_and_grads if replay else partial(model.loss_and_grads, params)
     with threadpool_limits(limits=BLAS_THREADS, user_api="blas"):
         for step_no in range(start, stop):
             i = step_no % len(docs)

@@ -1,0 +1,192 @@
+"""Recorded and replayed training steps (``taylorsketch/plan.py``).
+
+The oracle is the eager step itself: a replayed run must equal the eager run
+to the bit (``np.array_equal`` on every primal and series), for MicroGPT and
+the MLP, orders 1..12, real and complex directions, one and several
+directions.  Then: most steps are replayed; a model that computes a value the
+plan cannot recompute is refused (and still trained eagerly, to the bit); and
+the recording parts on their own.
+
+Shape legend: N = documents, K = order, M = directions.
+"""
+
+import threading
+
+import numpy as np
+import pytest
+
+import taylorsketch as ts
+from taylorsketch import _config, plan, training
+from taylorsketch.functions import primal
+
+
+@pytest.fixture(scope="module")
+def paper():
+    return ts.paper.setup(seed=42)
+
+
+@pytest.fixture(scope="module")
+def gpt(paper):
+    """A small MicroGPT on 40 paper documents (names of few lengths, so most steps replay)."""
+    model = ts.MicroGPT(paper.vocab, n_embd=8, n_head=2, block_size=8)
+    return model, model.init_params(seed=0), paper.docs[:40]
+
+
+class Spy(plan.StepPlans):
+    """StepPlans that remembers itself, to read its counts."""
+    made = []
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        Spy.made.append(self)
+
+
+def _weights(n_docs, order, n_dirs, complex_, seed=0):
+    rng = np.random.default_rng(seed)
+    directions = rng.normal(size=(n_dirs, n_docs))
+    if complex_:
+        directions = directions + 1j * rng.normal(size=(n_dirs, n_docs))
+    return ts.Jet.from_directions(rng.normal(scale=0.1, size=n_docs), directions, order)
+
+
+def _train(monkeypatch, model, init, docs, weights, replay):
+    Spy.made.clear()
+    monkeypatch.setattr(_config, "REPLAY", replay)
+    monkeypatch.setattr(training, "StepPlans", Spy)
+    return ts.train(model, init, docs, weights=weights, progress=False)
+
+
+def _assert_identical(a, b):
+    for name in a:
+        assert np.array_equal(a[name].primal, b[name].primal), name
+        assert np.array_equal(a[name].series, b[name].series), name
+
+
+@pytest.mark.parametrize("order", [1, 2, 3, 6, 12])
+@pytest.mark.parametrize("n_dirs, complex_", [(1, True), (3, False), (2, True)])
+def test_replayed_training_is_eager_training_to_the_bit(monkeypatch, gpt, order, n_dirs, complex_):
+    model, init, docs = gpt
+    weights = _weights(len(docs), order, n_dirs, complex_, seed=order)
+    eager = _train(monkeypatch, model, init, docs, weights, replay=False)
+    assert not Spy.made
+    replayed = _train(monkeypatch, model, init, docs, weights, replay=True)
+    stats = Spy.made[0].stats
+    assert stats["replayed"] > 0 and not Spy.made[0].refused
+    _assert_identical(replayed, eager)
+
+
+def test_most_steps_replay_and_the_eager_ones_are_two_per_length(monkeypatch, paper):
+    model = ts.MicroGPT(paper.vocab, n_embd=8, n_head=2)
+    docs = paper.docs[:200]
+    weights = _weights(len(docs), 3, 2, True)
+    _train(monkeypatch, model, model.init_params(seed=1), docs, weights, replay=True)
+    lengths = {min(len(d) + 1, model.config.block_size + 1) for d in docs}
+    stats = Spy.made[0].stats
+    assert stats["eager"] + stats["replayed"] == len(docs)
+    assert stats["eager"] <= 2 * len(lengths)
+    assert stats["replayed"] >= len(docs) - 2 * len(lengths)
+
+
+@pytest.mark.parametrize("task", ["regression", "classification"])
+def test_mlp_replays_to_the_bit(monkeypatch, task):
+    """The MLP's documents enter as arrays (x is a matmul operand, y a subtrahend
+    or an index): the plan reads them from each new document."""
+    n_out = 1 if task == "regression" else 3
+    data = ts.MLP.synthetic_dataset(30, seed=2, task=task)
+    model = ts.MLP(n_in=2, n_hidden=5, n_out=n_out, task=task)
+    weights = _weights(len(data), 4, 2, True, seed=3)
+    eager = _train(monkeypatch, model, model.init_params(seed=0), data, weights, replay=False)
+    replayed = _train(monkeypatch, model, model.init_params(seed=0), data, weights, replay=True)
+    assert Spy.made[0].stats["replayed"] == len(data) - 2 and not Spy.made[0].refused
+    _assert_identical(replayed, eager)
+
+
+class ShiftByMean(ts.MLP):
+    """An MLP whose loss subtracts a value computed from the primal behind the plan's
+    back (``np.mean`` of a primal, not an array operation): unplannable."""
+
+    def forward(self, params, encoded):
+        loss, cache = super().forward(params, encoded)
+        return loss - float(np.mean(primal(params["w1"]))) * 0.0 + np.mean(primal(params["b1"])), cache
+
+
+class DocumentConstant(ts.MLP):
+    """An MLP that adds a constant made from the document by numpy (not an index)."""
+
+    def forward(self, params, encoded):
+        loss, cache = super().forward(params, encoded)
+        x, _ = encoded
+        return loss + np.sin(x).sum(), cache
+
+
+@pytest.mark.parametrize("cls", [ShiftByMean, DocumentConstant])
+def test_a_value_the_plan_cannot_recompute_is_refused_and_trained_eagerly(monkeypatch, cls):
+    data = ts.MLP.synthetic_dataset(12, seed=4)
+    model = cls(n_in=2, n_hidden=4, n_out=1)
+    weights = _weights(len(data), 3, 1, True, seed=5)
+    eager = _train(monkeypatch, model, model.init_params(seed=0), data, weights, replay=False)
+    replayed = _train(monkeypatch, model, model.init_params(seed=0), data, weights, replay=True)
+    spy = Spy.made[0]
+    assert spy.stats == {"eager": len(data), "replayed": 0}
+    assert "differ" in next(iter(spy.refused.values()))
+    _assert_identical(replayed, eager)
+
+
+def test_recordings_in_two_threads_stay_apart(gpt):
+    """The recording in progress is per thread (a thread pool trains batches side by side)."""
+    model, init, docs = gpt
+    weights = [_weights(len(docs), 3, 1, True, seed=s) for s in (7, 8)]
+    alone = [ts.train(model, init, docs, weights=w, progress=False) for w in weights]
+    together = [None, None]
+
+    def run(k):
+        together[k] = ts.train(model, init, docs, weights=weights[k], progress=False)
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for a, b in zip(alone, together):
+        _assert_identical(a, b)
+
+
+# -- the parts ---------------------------------------------------------------------
+
+
+def test_a_recording_sees_rules_and_array_operations_and_fixes_literals():
+    x = ts.Jet.from_directions(np.array([1.0, 2.0]), np.ones((1, 2)), order=2)
+    with plan.Recorder([x], inputs=()) as recorder:
+        y = ts.softmax(x * 3.0)
+    program = recorder.program
+    assert [entry[1] if entry[0] == plan.RULE else entry[1].__name__ for entry in program] == [
+        "mul", "_primal_max", "sub", "exp", "sum", "div"]
+    assert program[0][2][0] == 0 and isinstance(program[0][2][1], tuple)      # x is slot 0, 3.0 a literal
+    outputs = recorder.outputs([y])
+    recorder.finish()
+    replayed, = plan.Plan(recorder, outputs).replay([x], (), ts.Jet.RULES)
+    assert np.array_equal(replayed.series, y.series) and np.array_equal(replayed.primal, y.primal)
+
+
+def test_an_index_drawn_from_the_inputs_is_read_from_each_new_document():
+    tokens = np.array([3, 1, 4, 1, 5])
+    assert plan.Input.of(tokens[1:4], tokens, 0) == plan.Input(0, 1, 3)
+    assert plan.Input.of(tokens, tokens, 0) == plan.Input(0, None, None)
+    assert plan.Input.of(tokens[::2], tokens, 0) is None            # not contiguous
+    assert plan.Input.of(np.array([1, 4, 1]), tokens, 0) is None    # a copy is a literal
+    assert np.array_equal(plan.Input(0, 1, 3).resolve((np.array([9, 8, 7, 6, 5]),)), [8, 7, 6])
+
+
+def test_an_operand_from_outside_the_recording_is_unplannable():
+    x = ts.Jet.from_directions(np.ones(2), np.ones((1, 2)), order=1)
+    stranger = ts.Jet.from_directions(np.ones(2), np.ones((1, 2)), order=1)
+    with pytest.raises(plan.Unplannable, match="not made by a recorded operation"):
+        with plan.Recorder([x], inputs=()):
+            x + stranger
+
+
+def test_values_compare_by_kind_shape_dtype_and_elements():
+    assert plan.same(np.array([1.0, np.nan]), np.array([1.0, np.nan]))
+    assert not plan.same(np.array([1.0]), np.array([1]))
+    assert not plan.same(np.zeros(2), np.zeros((2, 1)))
+    assert not plan.same((1.0, 2), (1.0, 2.0))
+    assert plan.same({"index": (plan.Input(0, 0, 2), np.arange(2))}, {"index": (plan.Input(0, 0, 2), np.arange(2))})

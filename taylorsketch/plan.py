@@ -198,17 +198,41 @@ def same(a, b):
 
 
 class Plan:
-    """A confirmed recording, replayed on the leaves and inputs of a new step."""
+    """A confirmed recording, replayed on the leaves and inputs of a new step.
 
-    def __init__(self, recorder, outputs):
+    Every value of the step has a slot, with its primal and its series (None
+    for a plain array) in two lists: the recorded values, then the literals
+    (filled once), then the indices read from the inputs (filled per replay).
+    """
+
+    def __init__(self, recorder, outputs, rules):
         self.n_leaves = recorder.n_leaves
-        self.n_slots = recorder.n_slots
         self.outputs = outputs
-        self.program = [(kind, fn, args, params, _has_inputs(params), out)
-                        for kind, fn, args, params, out in recorder.program]
+        self.primals = [None] * recorder.n_slots
+        self.recipes = []                      # (slot, Input)
+        slot_of = {}
+
+        def slot(arg):
+            if type(arg) is int:
+                return arg
+            key = id(arg[0]) if type(arg) is tuple else arg
+            if key not in slot_of:
+                slot_of[key] = len(self.primals)
+                if type(arg) is tuple:
+                    self.primals.append(arg[0])
+                else:
+                    self.primals.append(None)
+                    self.recipes.append((slot_of[key], arg))
+            return slot_of[key]
+
+        self.program = []
+        for kind, fn, args, params, out in recorder.program:
+            self.program.append((kind == RULE, rules[fn] if kind == RULE else fn, tuple(slot(a) for a in args),
+                                 params, _has_inputs(params), out))
+        self.series = [None] * len(self.primals)
 
     @classmethod
-    def confirmed(cls, first, second, outputs_first, outputs_second):
+    def confirmed(cls, first, second, outputs_first, outputs_second, rules):
         """The plan of two recordings of steps with equal input shapes, if they agree."""
         if first.n_leaves != second.n_leaves or len(first.program) != len(second.program):
             raise Unplannable("the two recorded steps ran different numbers of operations")
@@ -218,34 +242,28 @@ class Plan:
             if a[:2] != b[:2] or a[4] != b[4] or not same(a[2], b[2]) or not same(a[3], b[3]):
                 raise Unplannable(f"the two recorded steps differ at a {a[1]!r} operation "
                                   f"(a value the plan would fix changes from step to step)")
-        return cls(first, outputs_first)
+        return cls(first, outputs_first, rules)
 
-    def replay(self, leaves, inputs, rules):
-        """The step's outputs (jets) from new ``leaves`` and ``inputs``; ``rules`` is the jets' RULES."""
-        values = [None] * self.n_slots
-        values[:self.n_leaves] = leaves
-        wrap = Jet.wrap
-        for kind, fn, args, params, indexed, out in self.program:
+    def replay(self, leaves, inputs):
+        """The step's outputs (jets) from new ``leaves`` (jets) and ``inputs`` (arrays)."""
+        primals, series = self.primals, self.series
+        for k, leaf in enumerate(leaves):
+            primals[k], series[k] = leaf.primal, leaf.series
+        for k, recipe in self.recipes:
+            primals[k] = recipe.resolve(inputs)
+        for is_rule, fn, args, params, indexed, out in self.program:
             if indexed:
                 params = {key: _resolve(value, inputs) for key, value in params.items()}
-            if kind == RULE:
-                primals, series = [], []
-                for a in args:
-                    value = values[a] if type(a) is int else a[0] if type(a) is tuple else a.resolve(inputs)
-                    if type(value) is Jet:
-                        primals.append(value.primal)
-                        series.append(value.series)
-                    else:
-                        primals.append(value)
-                        series.append(None)
-                values[out] = wrap(*rules[fn](tuple(primals), tuple(series), **params))
+            if is_rule:
+                primals[out], series[out] = fn(tuple([primals[a] for a in args]),
+                                               tuple([series[a] for a in args]), **params)
             else:
-                arrays = []
-                for a in args:
-                    value = values[a] if type(a) is int else a[0] if type(a) is tuple else a.resolve(inputs)
-                    arrays.append(value.primal if type(value) is Jet else value)
-                values[out] = fn(*arrays, **params)
-        return [values[k] for k in self.outputs]
+                primals[out] = fn(*[primals[a] for a in args], **params)
+        outputs = [Jet.wrap(primals[k], series[k]) for k in self.outputs]
+        for k in range(len(primals)):          # let go of this step's arrays
+            if k >= self.n_leaves and series[k] is not None:
+                primals[k] = series[k] = None
+        return outputs
 
 
 def inputs_of(encoded):
@@ -283,7 +301,7 @@ class StepPlans:
         plan = self.plans.get(key)
         if plan is not None and type(dloss) is Jet:
             self.stats["replayed"] += 1
-            loss, *grads = plan.replay(self.leaves + [dloss], inputs, Jet.RULES)
+            loss, *grads = plan.replay(self.leaves + [dloss], inputs)
             return loss, dict(zip(self.names, grads))
         self.stats["eager"] += 1
         if key in self.refused or type(dloss) is not Jet:
@@ -300,7 +318,7 @@ class StepPlans:
             recorder.finish()
             if key in self.first:
                 first, first_outputs = self.first.pop(key)
-                self.plans[key] = Plan.confirmed(first, recorder, first_outputs, outputs)
+                self.plans[key] = Plan.confirmed(first, recorder, first_outputs, outputs, Jet.RULES)
             else:
                 self.first[key] = (recorder, outputs)
         except Unplannable as reason:

@@ -476,3 +476,30 @@ def test_a_number_to_the_power_of_a_jet():
     assert np.allclose((3.0 ** x).coefficients()[:, 0], expected, rtol=1e-14)
     with pytest.raises(ValueError, match="positive base"):
         (-2.0) ** x
+
+
+_INDICES = [
+    (1, slice(None), [0, 4]), ([0, 2], 1), (1, [0, 3]), ([1, 0], [2, 3]), (slice(None), [1, 1, 0]),
+    (slice(None), [0, 1], [4, 2]), ([0, 2], slice(None), [1, 3]), (Ellipsis, [0, 4]), (None, [2, 0], 1),
+    (np.array([[0, 1], [2, 2]]),), (slice(1, 3), None, 2), (np.array([True, False, True]),),
+]
+
+
+@pytest.mark.parametrize("index", _INDICES, ids=str)
+def test_indexing_and_its_adjoint_act_on_every_coefficient_as_on_an_array(index):
+    """getitem and scatter_add against numpy on each c_r of each direction separately
+    (the rules index the series directly or with (K, M) moved to the end, by numpy's
+    placement of advanced-index axes)."""
+    rng = np.random.default_rng(0)
+    x = ts.Jet(rng.normal(size=(3, 4, 5)), rng.normal(size=(2, 3, 3, 4, 5)) + 1j * rng.normal(size=(2, 3, 3, 4, 5)))
+    y = x[index]
+    for k in range(2):
+        for m in range(3):
+            np.testing.assert_array_equal(y.series[k, m], x.series[k, m][index])
+    np.testing.assert_array_equal(y.primal, x.primal[index])
+    back = ts.scatter_add(y, index, x.shape)
+    for k in range(2):
+        for m in range(3):
+            want = np.zeros(x.shape, dtype=complex)
+            np.add.at(want, index, y.series[k, m])
+            np.testing.assert_array_equal(back.series[k, m], want)

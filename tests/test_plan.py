@@ -163,7 +163,7 @@ def test_a_recording_sees_rules_and_array_operations_and_fixes_literals():
     assert program[0][2][0] == 0 and isinstance(program[0][2][1], tuple)      # x is slot 0, 3.0 a literal
     outputs = recorder.outputs([y])
     recorder.finish()
-    replayed, = plan.Plan(recorder, outputs).replay([x], (), ts.Jet.RULES)
+    replayed, = plan.Plan(recorder, outputs, ts.Jet.RULES).replay([x], ())
     assert np.array_equal(replayed.series, y.series) and np.array_equal(replayed.primal, y.primal)
 
 

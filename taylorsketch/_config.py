@@ -35,7 +35,11 @@ BLAS_THREADS = 1
 # is built a slice of parameters at a time; Adam is elementwise in them.
 MULTIJET_ADAM_CHUNK = 1 << 22
 
-# Jet training replays recorded steps (:mod:`taylorsketch.plan`): bit for bit
-# the eager steps, without their Python dispatch.  ``TAYLORSKETCH_REPLAY=0`` in
-# the environment runs every step eagerly (to compare, or to debug a model).
-REPLAY = os.environ.get("TAYLORSKETCH_REPLAY", "1") != "0"
+
+
+def replay():
+    """Whether jet training replays recorded steps (:mod:`taylorsketch.plan`): bit for
+    bit the eager steps, without their Python dispatch.  ``TAYLORSKETCH_REPLAY=0`` in
+    the environment runs every step eagerly (to compare, or to debug a model); it is
+    read when a training run starts."""
+    return os.environ.get("TAYLORSKETCH_REPLAY", "1") != "0"

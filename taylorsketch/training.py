@@ -213,7 +213,7 @@ def train_steps(model, flat, encoded, docs, weights, optimizer, start, stop, on_
     ``on_step()`` is called after every step."""
     params = flat.views()
     # a jet run replays recorded steps (bit for bit the eager ones, without their Python)
-    replay = _config.REPLAY and type(flat.flat) is Jet
+    replay = _config.replay() and type(flat.flat) is Jet
     step = StepPlans(model, params).loss_and_grads if replay else partial(model.loss_and_grads, params)
     with threadpool_limits(limits=BLAS_THREADS, user_api="blas"):
         for step_no in range(start, stop):

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import taylorsketch as ts
-from taylorsketch import _config, plan, training
+from taylorsketch import plan, training
 from taylorsketch.functions import primal
 
 
@@ -51,7 +51,7 @@ def _weights(n_docs, order, n_dirs, complex_, seed=0):
 
 def _train(monkeypatch, model, init, docs, weights, replay):
     Spy.made.clear()
-    monkeypatch.setattr(_config, "REPLAY", replay)
+    monkeypatch.setenv("TAYLORSKETCH_REPLAY", "1" if replay else "0")
     monkeypatch.setattr(training, "StepPlans", Spy)
     return ts.train(model, init, docs, weights=weights, progress=False)
 

@@ -12,9 +12,10 @@ How the count is made
    :class:`taylorsketch.plan.Recorder` (every rule application it makes), and
    for each one the primal shapes of the operands and the result, which
    operands are jets, and whether the result's series is a view of an
-   operand's (no bytes written).  None of this depends on the order K or the
-   number of directions M, so one cheap recording (K = 2, M = 1) per document
-   shape serves every (K, M): the counts below are formulas in K and M.  The
+   operand's (no bytes written).  None of this depends on the order K, the
+   number of directions M or whether they are real, so one cheap recording
+   (K = 2, M = 1) per document shape serves every (K, M) (``bench_floor.py``
+   checks it against K = 5, M = 3): the counts below are formulas in K and M.  The
    step's cost depends on the document's length; a step is the average over
    the first ``n_docs`` training documents (one recording per length,
    weighted by how many documents have it).
@@ -81,9 +82,10 @@ How the count is made
    *footprint* (every result written once, plus Adam's four series) decides
    which bandwidth applies: a step whose data fit in cache moves them at the
    cache's rate.
-4. **Rates**, measured in this process on one thread (medians of a few
-   runs; the machine is shared, so they vary by tens of percent from run to
-   run): GEMM rates of a 512 x 512 ``a @ b`` in complex128 and float64; the
+4. **Rates**, measured in this process on one thread, each the best of a
+   few runs (other processes only slow a run down; even so, on the shared
+   2-core machine the elementwise rate moved by up to 30 % between runs of
+   the script, so compare a floor only with a time measured in the same run): GEMM rates of a 512 x 512 ``a @ b`` in complex128 and float64; the
    elementwise rate of the package's own Cauchy-product kernel
    (:func:`taylorsketch.kernels.mul` on a contiguous ``(K+1, L)`` array at the
    step's own order, the better of L = 1e5 and L = 4,096); memory
@@ -323,14 +325,16 @@ def _result_bytes(op, order, n_directions, real):
 # -- 3. the machine's rates --------------------------------------------------------------------
 
 
-def _median_seconds(fn, runs):
+def _best_seconds(fn, runs):
+    """The fastest of ``runs`` timed calls after a warm-up: a limit is what the machine
+    reaches when nothing else runs, and other processes only ever slow a run down."""
     fn()
     times = []
     for _ in range(runs):
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return min(times)
 
 
 @functools.lru_cache(maxsize=None)
@@ -345,7 +349,7 @@ def rates():
         for dtype, per_mac in ((np.complex128, 8), (np.float64, 2)):
             a = rng.normal(size=(n, n)).astype(dtype)
             b = rng.normal(size=(n, n)).astype(dtype)
-            out[f"gemm_{np.dtype(dtype).name}"] = per_mac * n ** 3 / _median_seconds(lambda: a @ b, 5)
+            out[f"gemm_{np.dtype(dtype).name}"] = per_mac * n ** 3 / _best_seconds(lambda: a @ b, 5)
     out["bandwidth"] = bandwidth(200e6)
     return out
 
@@ -366,7 +370,7 @@ def _bandwidth(nbytes):
         for _ in range(copies):
             np.copyto(dst, src)
 
-    return copies * 2 * src.nbytes / _median_seconds(run, 3)
+    return copies * 2 * src.nbytes / _best_seconds(run, 3)
 
 
 @functools.lru_cache(maxsize=None)
@@ -396,7 +400,7 @@ def elementwise_rate(order, real=False):
             for _ in range(calls):
                 kernels.mul(a, b, out)
 
-        best = max(best, calls * flops / _median_seconds(run, 5))
+        best = max(best, calls * flops / _best_seconds(run, 5))
     return best
 
 

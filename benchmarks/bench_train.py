@@ -22,8 +22,10 @@ the number of steps.
 the package (``git worktree add /tmp/base <commit>``, then ``--baseline
 /tmp/base``), interleaved with this one's, and shows both and their ratio:
 a speed-up measured in one run, on one machine state.  Rows ending in
-"eager" run with ``TAYLORSKETCH_REPLAY=0`` (every step eagerly, no recorded
-plans: :mod:`taylorsketch.plan`).
+"every step eager" run with ``TAYLORSKETCH_REPLAY=0`` (every step eagerly, no recorded
+plans: :mod:`taylorsketch.plan`); rows ending in "malloc untuned" with
+``TAYLORSKETCH_KEEP_FREED_MEMORY=0`` (glibc's malloc as it comes:
+``_config.keep_freed_memory``).
 """
 
 import argparse
@@ -53,25 +55,30 @@ class Row:
     target_seconds: float = None
     target_bytes: float = None
     expensive: bool = False
-    eager: bool = False        # TAYLORSKETCH_REPLAY=0
+    variant: str = ""          # a switch of the package, off: "eager" or "malloc"
+
+    # the environment of each variant, and how the table names it
+    VARIANTS = {"eager": ({"TAYLORSKETCH_REPLAY": "0"}, "every step eager"),
+                "malloc": ({"TAYLORSKETCH_KEEP_FREED_MEMORY": "0"}, "malloc untuned")}
 
     @property
     def label(self):
         if self.order == 0:
             return "plain"
-        eager = ", eager steps" if self.eager else ""
-        return f"jet, order {self.order}, {self.n_directions} direction{'s' * (self.n_directions > 1)}{eager}"
+        variant = f", {self.VARIANTS[self.variant][1]}" if self.variant else ""
+        return f"jet, order {self.order}, {self.n_directions} direction{'s' * (self.n_directions > 1)}{variant}"
 
 
 # targets: issue 11 (plain training: no slower than the 0.25 s measured before it)
 ROWS = [
     Row("plain", 0, 0, TOTAL_STEPS, 5, target_seconds=0.25),
     Row("order3-m1", 3, 1, TOTAL_STEPS, 3),
-    Row("order3-m1-eager", 3, 1, TOTAL_STEPS, 3, eager=True),
+    Row("order3-m1-eager", 3, 1, TOTAL_STEPS, 3, variant="eager"),
     Row("order3-m64", 3, 64, 60, 3),
     Row("order3-m500", 3, 500, 10, 3, target_seconds=200.0, target_bytes=1.5e9, expensive=True),
+    Row("order3-m500-malloc", 3, 500, 10, 3, expensive=True, variant="malloc"),
     Row("order6-m1", 6, 1, TOTAL_STEPS, 3, target_seconds=1.5),
-    Row("order6-m1-eager", 6, 1, TOTAL_STEPS, 3, eager=True),
+    Row("order6-m1-eager", 6, 1, TOTAL_STEPS, 3, variant="eager"),
     Row("order20-m4", 20, 4, 100, 3),
     Row("order100-m12", 100, 12, 2, 3, target_seconds=1500.0, expensive=True),
 ]
@@ -119,8 +126,11 @@ def run_row(row):
     max_rss = peak_rss_bytes()
     import numba
     layer = numba.threading_layer() if row.order else None                 # known once a kernel ran
+    import _floor
+    floor = _floor.step_floor(row.order, row.n_directions, steps=TOTAL_STEPS)
     return {"times": times, "traced_peak": traced_peak, "max_rss": max_rss,
-            "threading_layer": layer, "threads": numba.config.NUMBA_NUM_THREADS}
+            "threading_layer": layer, "threads": numba.config.NUMBA_NUM_THREADS,
+            "floor": floor["floor_seconds"], "floor_at_gemm": floor["peak_seconds"]}
 
 
 # -- the table --------------------------------------------------------------------------------
@@ -128,7 +138,7 @@ def run_row(row):
 
 def _run_child(row, env):
     child = subprocess.run([sys.executable, __file__, "--row", row.name], capture_output=True, text=True,
-                           env=dict(env, **({"TAYLORSKETCH_REPLAY": "0"} if row.eager else {})))
+                           env=dict(env, **(Row.VARIANTS[row.variant][0] if row.variant else {})))
     if child.returncode != 0:
         raise RuntimeError(f"row {row.name} failed:\n{child.stderr}")
     return json.loads(child.stdout.strip().splitlines()[-1])
@@ -141,7 +151,7 @@ def measure(rows, threads=None, baseline=None):
     for row in rows:
         print(f"running {row.label} ({row.steps} steps x {row.repeats}) ...", file=sys.stderr, flush=True)
         results[row.name] = _run_child(row, env)
-        if baseline and not row.eager:
+        if baseline and not row.variant:
             print(f"  ... and in {baseline}", file=sys.stderr, flush=True)
             base[row.name] = _run_child(row, dict(env, PYTHONPATH=os.path.abspath(baseline)))
     return results, base
@@ -152,8 +162,9 @@ def table(rows, results, base=None):
     plain = statistics.median(results["plain"]["times"]) if "plain" in results else None
     extra = " baseline (same run) | speed-up |" if base else ""
     lines = ["| configuration | steps timed | time for 1,000 steps (median) | target | met? "
+             "| machine's limit (all at GEMM rate) | fraction of the limit "
              "| jet / plain per direction | peak memory: RSS (traced) |" + extra,
-             "|---|---|---|---|---|---|---|" + "---|---|" * bool(base)]
+             "|---|---|---|---|---|---|---|---|---|" + "---|---|" * bool(base)]
     for row in rows:
         result = results[row.name]
         total = statistics.median(result["times"])          # for 1,000 steps, extrapolated or not
@@ -169,8 +180,9 @@ def table(rows, results, base=None):
         ratio = "-" if row.order == 0 or plain is None else f"{total / (plain * row.n_directions):.1f}"
         memory = f"{format_mib(result['max_rss'])} ({format_mib(result['traced_peak'])})"
         timed = f"{row.steps}" if row.steps == TOTAL_STEPS else f"{row.steps // 2} and {row.steps}"
+        limit = f"{format_seconds(result['floor'])} ({format_seconds(result['floor_at_gemm'])})"
         line = (f"| {row.label} | {timed} x {row.repeats} | {shown} | {', '.join(targets) or '-'} "
-                f"| {verdict} | {ratio} | {memory} |")
+                f"| {verdict} | {limit} | {result['floor'] / total:.2f} | {ratio} | {memory} |")
         if base:
             then = statistics.median(base[row.name]["times"]) if row.name in base else None
             line += f" {format_seconds(then)} | {then / total:.2f} |" if then else " - | - |"
@@ -199,7 +211,12 @@ def report(rows, results, load_before, load_after, elapsed, base=None, baseline=
         "documents with the 1,000-step schedule; jet rows use random complex unit directions. "
         "Rows with fewer steps timed are extrapolated to 1,000 steps from runs of s/2 and s steps "
         "(per-step cost from their difference, plus the one-time cost). "
-        "\"jet / plain per direction\" is the jet time divided by (plain time x directions)."
+        "\"jet / plain per direction\" is the jet time divided by (plain time x directions). "
+        "The machine's limit is the time of the step's useful flops at the rates measured in the "
+        "row's own process (`_floor.py`: GEMMs at the one-thread GEMM rate, elementwise work and "
+        "Adam at the rate of the package's Cauchy-product kernel, or the bytes a step must move at "
+        "the copy bandwidth, whichever is longer; in brackets every flop at the GEMM rate); "
+        "fraction = limit / measured time."
         + (f" The baseline is the package at {baseline}, each row run right after this one's; "
            "speed-up = baseline time / this time." if base else ""),
         "", table(rows, results, base), ""])

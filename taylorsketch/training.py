@@ -95,13 +95,14 @@ class FlatParams:
                 out[name] = self.flat[a:b].reshape(shape)
         return out
 
-    def flatten(self, grads):
-        """Gradients dict -> flat array/Jet in this layout."""
+    def flatten(self, grads, out=None):
+        """Gradients dict -> flat array/Jet in this layout (a jet's series written into
+        ``out``, an array like the flat series, when given: a step's buffer reused)."""
         if not isinstance(self.flat, Jet):
             return np.concatenate([np.ravel(grads[n]) for n in self.shapes])
         order, n_dirs = self.flat.series.shape[:2]
         primal = np.concatenate([np.ravel(_primal(grads[n])) for n in self.shapes])
-        series = np.empty_like(self.flat.series)
+        series = np.empty_like(self.flat.series) if out is None else out
         for name in self.shapes:
             a, b = self.offsets[name]
             g = grads[name]
@@ -215,11 +216,15 @@ def train_steps(model, flat, encoded, docs, weights, optimizer, start, stop, on_
     # a jet run replays recorded steps (bit for bit the eager ones, without their Python)
     replay = _config.replay() and type(flat.flat) is Jet
     step = StepPlans(model, params).loss_and_grads if replay else partial(model.loss_and_grads, params)
+    grad_series = None
+    if isinstance(flat.flat, Jet):
+        _config.keep_freed_memory()
+        grad_series = np.empty_like(flat.flat.series)     # every step's flat gradient series
     with threadpool_limits(limits=BLAS_THREADS, user_api="blas"):
         for step_no in range(start, stop):
             i = step_no % len(docs)
             loss, grads = step(encoded[i], 1.0 - weights[i])
-            flat_grads = flat.flatten(grads)
+            flat_grads = flat.flatten(grads, out=grad_series)
             _check_step_finite(loss, flat_grads, step_no, i, docs[i])
             optimizer.step(flat.flat, flat_grads)
             if on_step is not None:

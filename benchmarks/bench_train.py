@@ -126,8 +126,10 @@ def run_row(row):
     max_rss = peak_rss_bytes()
     import numba
     layer = numba.threading_layer() if row.order else None                 # known once a kernel ran
-    import _floor
-    floor = _floor.step_floor(row.order, row.n_directions, steps=TOTAL_STEPS)
+    floor = {"floor_seconds": None, "peak_seconds": None}
+    if not os.environ.get("BENCH_BASELINE"):            # _floor records steps with this version's plan.py
+        import _floor
+        floor = _floor.step_floor(row.order, row.n_directions, steps=TOTAL_STEPS)
     return {"times": times, "traced_peak": traced_peak, "max_rss": max_rss,
             "threading_layer": layer, "threads": numba.config.NUMBA_NUM_THREADS,
             "floor": floor["floor_seconds"], "floor_at_gemm": floor["peak_seconds"]}
@@ -153,7 +155,7 @@ def measure(rows, threads=None, baseline=None):
         results[row.name] = _run_child(row, env)
         if baseline and not row.variant:
             print(f"  ... and in {baseline}", file=sys.stderr, flush=True)
-            base[row.name] = _run_child(row, dict(env, PYTHONPATH=os.path.abspath(baseline)))
+            base[row.name] = _run_child(row, dict(env, PYTHONPATH=os.path.abspath(baseline), BENCH_BASELINE="1"))
     return results, base
 
 

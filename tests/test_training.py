@@ -366,3 +366,22 @@ def test_mlp_bad_document():
         _train(model, model.init_params(0), [good[0], 5.0, good[2]], 3)
     with pytest.raises(ValueError, match="document 2: x must be 2 finite numbers"):
         _train(model, model.init_params(0), good[:2] + [(np.array([np.nan, 0.0]), np.array([1.0]))], 3)
+
+
+def test_flatten_into_a_given_buffer_equals_a_fresh_one(small):
+    """The run reuses one gradient buffer: writing into it gives the fresh flattening,
+    constant (non-jet) gradients as zeros, whatever the buffer held before."""
+    from taylorsketch.training import FlatParams
+    model, init, _ = small
+    like = _jet_weights(np.ones((2, 3)), order=2)
+    flat = FlatParams.from_dict(model.param_shapes(), init, like=like)
+    rng = np.random.default_rng(5)
+    grads = {name: ts.Jet(rng.normal(size=v.shape), rng.normal(size=(2, 2) + v.shape)) for name, v in init.items()}
+    grads["wte"] = rng.normal(size=init["wte"].shape)                      # a constant gradient
+    buffer = np.full_like(flat.flat.series, np.nan)
+    fresh, reused = flat.flatten(grads), flat.flatten(grads, out=buffer)
+    assert reused.series is buffer
+    np.testing.assert_array_equal(reused.series, fresh.series)
+    np.testing.assert_array_equal(reused.primal, fresh.primal)
+    a, b = flat.offsets["wte"]
+    assert not np.any(reused.series[:, :, a:b])

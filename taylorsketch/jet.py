@@ -89,7 +89,7 @@ class Jet:
     array([ 1.,  1.,  3., 13.])
     """
 
-    __slots__ = ("primal", "series")
+    __slots__ = ("primal", "series", "__weakref__")
 
     # The rules of this algebra (a MultiJet has its own, under the same names).
     RULES = RULES

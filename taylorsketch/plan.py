@@ -31,6 +31,8 @@ document- or value-dependent arrays go through :func:`array_operation` or are
 indices of the inputs, as the layers of :mod:`taylorsketch.nn` are.
 """
 
+import weakref
+
 import numpy as np
 
 from .jet import RECORDING, Jet
@@ -65,8 +67,9 @@ class Recorder:
 
     def __init__(self, leaves, inputs):
         self.inputs = inputs
-        self.slots = {}          # id of a jet or tracked array -> slot
-        self.alive = []          # keeps recorded objects alive, so ids stay unique
+        self.slots = {}          # id of a live jet or tracked array -> slot
+        self.refs = []           # weak references that drop a value's id when it dies
+        self.n_slots = 0
         self.program = []
         for leaf in leaves:
             self._new_slot(leaf)
@@ -81,8 +84,13 @@ class Recorder:
         RECORDING.active = self.outer
 
     def _new_slot(self, value):
-        self.slots[id(value)] = slot = len(self.alive)
-        self.alive.append(value)
+        """A new slot for ``value``.  The value is not kept alive (a step's temporaries
+        die as in an eager step); its id is forgotten when it dies, before the id
+        can be reused."""
+        key = id(value)
+        self.slots[key] = slot = self.n_slots
+        self.n_slots += 1
+        self.refs.append(weakref.ref(value, lambda _, key=key, slots=self.slots: slots.pop(key, None)))
         return slot
 
     def _ref(self, value):
@@ -121,8 +129,7 @@ class Recorder:
 
     def finish(self):
         """Let go of the recorded values (only their slot numbers are kept)."""
-        self.n_slots = len(self.alive)
-        self.alive = self.slots = None
+        self.refs = self.slots = None
 
     def outputs(self, values):
         """Slots of the step's outputs (jets made by the recording)."""

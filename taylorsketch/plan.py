@@ -232,10 +232,22 @@ class Plan:
                     self.recipes.append((slot_of[key], arg))
             return slot_of[key]
 
-        self.program = []
-        for kind, fn, args, params, out in recorder.program:
-            self.program.append((kind == RULE, rules[fn] if kind == RULE else fn, tuple(slot(a) for a in args),
-                                 params, _has_inputs(params), out))
+        program = [(kind == RULE, rules[fn] if kind == RULE else fn, tuple(slot(a) for a in args),
+                    params, _has_inputs(params), out) for kind, fn, args, params, out in recorder.program]
+        # a value is let go after its last use, as an eager step's temporaries are
+        # (at many directions they are the step's memory); leaves, literals, input
+        # indices and outputs stay
+        last_use = {}
+        for position, entry in enumerate(program):
+            last_use[entry[5]] = position          # a value nothing reads goes at once
+            for a in entry[2]:
+                last_use[a] = position
+        keep = set(range(self.n_leaves)) | set(outputs) | set(range(recorder.n_slots, len(self.primals)))
+        release = [[] for _ in program]
+        for a, position in last_use.items():
+            if a not in keep:
+                release[position].append(a)
+        self.program = [entry + (tuple(done),) for entry, done in zip(program, release)]
         self.series = [None] * len(self.primals)
 
     @classmethod
@@ -258,7 +270,7 @@ class Plan:
             primals[k], series[k] = leaf.primal, leaf.series
         for k, recipe in self.recipes:
             primals[k] = recipe.resolve(inputs)
-        for is_rule, fn, args, params, indexed, out in self.program:
+        for is_rule, fn, args, params, indexed, out, done in self.program:
             if indexed:
                 params = {key: _resolve(value, inputs) for key, value in params.items()}
             if is_rule:
@@ -266,10 +278,11 @@ class Plan:
                                                tuple([series[a] for a in args]), **params)
             else:
                 primals[out] = fn(*[primals[a] for a in args], **params)
+            for a in done:
+                primals[a] = series[a] = None
         outputs = [Jet.wrap(primals[k], series[k]) for k in self.outputs]
-        for k in range(len(primals)):          # let go of this step's arrays
-            if k >= self.n_leaves and series[k] is not None:
-                primals[k] = series[k] = None
+        for k in self.outputs:
+            primals[k] = series[k] = None
         return outputs
 
 

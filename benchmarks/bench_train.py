@@ -183,7 +183,7 @@ def table(rows, results, base=None):
             targets.append(f"<= {format_seconds(row.target_seconds)}")
             met.append(total <= row.target_seconds)
         if row.target_bytes is not None:
-            targets.append(f"<= {row.target_bytes / 1e9:.0f} GB")
+            targets.append(f"<= {row.target_bytes / 1e9:g} GB")
             met.append(result["max_rss"] <= row.target_bytes)
         verdict = ("yes" if all(met) else "**no**") if met else "-"
         ratio = "-" if row.order == 0 or plain is None else f"{total / (plain * row.n_directions):.1f}"

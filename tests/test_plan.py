@@ -21,11 +21,6 @@ from taylorsketch.functions import primal
 
 
 @pytest.fixture(scope="module")
-def paper():
-    return ts.paper.setup(seed=42)
-
-
-@pytest.fixture(scope="module")
 def gpt(paper):
     """A small MicroGPT on 40 paper documents (names of few lengths, so most steps replay)."""
     model = ts.MicroGPT(paper.vocab, n_embd=8, n_head=2, block_size=8)

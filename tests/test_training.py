@@ -21,11 +21,6 @@ PAPER_WTE0 = [-0.04273180935726127, 0.07696138795865093, 0.10844210106107166,
 
 
 @pytest.fixture(scope="module")
-def paper():
-    return ts.paper.setup(seed=42)
-
-
-@pytest.fixture(scope="module")
 def small(paper):
     """A small MicroGPT on 12 paper documents: every jet-vs-retraining check runs on it."""
     model = ts.MicroGPT(paper.vocab, n_embd=8, n_head=2, block_size=8)

@@ -1,9 +1,9 @@
 """Recorded and replayed training steps (``taylorsketch/plan.py``).
 
 The oracle is the eager step itself: a replayed run must equal the eager run
-to the bit (``np.array_equal`` on every primal and series), for MicroGPT and
-the MLP, orders 1..12, real and complex directions, one and several
-directions.  Then: most steps are replayed; a model that computes a value the
+to the bit (``np.array_equal`` on every primal and series), for the paper's
+set-up, random small MicroGPTs and the MLP, orders 1..12, real and complex
+directions, one and several directions.  Then: most steps are replayed; a model that computes a value the
 plan cannot recompute is refused (and still trained eagerly, to the bit); and
 the recording parts on their own.
 
@@ -14,6 +14,8 @@ import threading
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import taylorsketch as ts
 from taylorsketch import plan, training
@@ -185,3 +187,34 @@ def test_values_compare_by_kind_shape_dtype_and_elements():
     assert not plan.same(np.zeros(2), np.zeros((2, 1)))
     assert not plan.same((1.0, 2), (1.0, 2.0))
     assert plan.same({"index": (plan.Input(0, 0, 2), np.arange(2))}, {"index": (plan.Input(0, 0, 2), np.arange(2))})
+
+
+def test_the_paper_set_up_replays_to_the_bit(monkeypatch, paper):
+    """The paper's MicroGPT and initial parameters, 60 of its documents, complex directions."""
+    model, docs = paper.model(), paper.docs[:60]
+    weights = _weights(len(docs), 3, 2, True, seed=11)
+    eager = _train(monkeypatch, model, paper.init, docs, weights, replay=False)
+    replayed = _train(monkeypatch, model, paper.init, docs, weights, replay=True)
+    assert Spy.made[0].stats["replayed"] >= 30
+    _assert_identical(replayed, eager)
+
+
+@settings(max_examples=12)
+@given(n_layer=st.integers(1, 2), heads_and_width=st.sampled_from([(1, 4), (2, 4), (2, 6), (4, 8)]),
+       block_size=st.integers(3, 9), order=st.integers(1, 12), n_dirs=st.integers(1, 3),
+       complex_=st.booleans(), seed=st.integers(0, 10**6))
+def test_random_small_models_replay_to_the_bit(paper, n_layer, heads_and_width, block_size, order, n_dirs,
+                                               complex_, seed):
+    """Random MicroGPT shapes (layers, heads, width, block size: documents longer than the
+    block are cut, so lengths repeat), random documents, orders 1..12, real and complex."""
+    n_head, n_embd = heads_and_width
+    model = ts.MicroGPT(paper.vocab, n_layer=n_layer, n_embd=n_embd, n_head=n_head, block_size=block_size)
+    rng = np.random.default_rng(seed)
+    docs = [paper.docs[i] for i in rng.choice(len(paper.docs), size=16, replace=False)]
+    init = model.init_params(seed=seed % 1000)
+    weights = _weights(len(docs), order, n_dirs, complex_, seed=seed)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        eager = _train(monkeypatch, model, init, docs, weights, replay=False)
+        replayed = _train(monkeypatch, model, init, docs, weights, replay=True)
+        assert Spy.made[0].stats["replayed"] > 0
+    _assert_identical(replayed, eager)

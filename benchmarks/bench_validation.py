@@ -82,6 +82,22 @@ def cached(path, build):
     return sketch, seconds
 
 
+def retrained(cache, tag, model, s, docs, sets, measures):
+    """The measurements after retraining with each set deleted, ``(sets, measures)``,
+    kept in ``cache`` and reused when present."""
+    path = f"{cache}/{tag}_truth{len(sets)}.json"
+    if os.path.exists(path):
+        with open(path) as f:
+            return np.array(json.load(f))
+    start = time.perf_counter()
+    trained = [ts.retrain(model, s.init, docs, ids) for _, ids in sets]
+    truth = np.array([[float(phi(p)) for phi in measures] for p in trained])
+    print(f"retraining {len(sets)} sets: {format_seconds(time.perf_counter() - start)}")
+    with open(path, "w") as f:
+        json.dump(truth.tolist(), f)
+    return truth
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=1000, help="training documents (and steps)")
@@ -117,17 +133,7 @@ def main():
     exact, t_exact = cached(f"{args.cache}/{tag}_exact{len(sets)}.npz", lambda: ts.precompute(
         model, s.init, docs, order=6, directions=indicators, workers=args.workers))
     print(f"exact directions, order 6, {len(sets)} sets: {format_seconds(t_exact)}")
-    truth_path = f"{args.cache}/{tag}_truth{len(sets)}.json"
-    if os.path.exists(truth_path):
-        with open(truth_path) as f:
-            truth = np.array(json.load(f))
-    else:
-        start = time.perf_counter()
-        trained = [ts.retrain(model, s.init, docs, ids) for _, ids in sets]
-        truth = np.array([[float(phi(p)) for phi in measures] for p in trained])      # (sets, measures)
-        print(f"retraining {len(sets)} sets: {format_seconds(time.perf_counter() - start)}")
-        with open(truth_path, "w") as f:
-            json.dump(truth.tolist(), f)
+    truth = retrained(args.cache, tag, model, s, docs, sets, measures)
 
     rows = []
     for m, phi in enumerate(measures):
@@ -260,8 +266,9 @@ def format_report(report):
     return "\n".join(lines)
 
 
-def write_section(path, text):
-    marker = "<!-- bench_validation.py output -->"
+def write_section(path, text, script="bench_validation.py"):
+    """Replace what lies between the two ``<!-- script output -->`` lines of ``path``."""
+    marker = f"<!-- {script} output -->"
     with open(path) as f:
         page = f.read()
     if page.count(marker) != 2:

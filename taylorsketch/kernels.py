@@ -29,10 +29,27 @@ M = directions, P = parameters.
 
 import numba
 import numpy as np
+from numba.extending import overload
 
 from ._config import NUMBA_OPTIONS, NUMBA_PARALLEL_OPTIONS
 
 njit = numba.njit(**NUMBA_OPTIONS)
+
+
+def scale(w, z):
+    """``w * z`` for a real ``w``: inside a kernel, two real products when ``z`` is complex.
+
+    Numba computes ``w * z`` as a complex product ``(w + 0j) z`` (four products and two
+    sums); the result is the same for finite values (up to the sign of a zero).
+    """
+    return w * z
+
+
+@overload(scale)
+def _scale(w, z):
+    if isinstance(z, numba.types.Complex):
+        return lambda w, z: complex(w * z.real, w * z.imag)
+    return lambda w, z: w * z
 
 
 @njit
@@ -224,13 +241,13 @@ def adam_update(p0, m0, v0, g0, ps, ms, vs, gs, beta1, beta2, lr, bias1, bias2, 
             q[0, l] = q0[l]
         for k in range(1, n_orders + 1):
             for l in range(n):
-                g2[l] = 2.0 * g0[l] * gs[k - 1, d, l]
+                g2[l] = scale(2.0 * g0[l], gs[k - 1, d, l])
             for i in range(1, k):
                 for l in range(n):
                     g2[l] += gs[i - 1, d, l] * gs[k - i - 1, d, l]
             for l in range(n):
-                ms[k - 1, d, l] = beta1 * ms[k - 1, d, l] + (1.0 - beta1) * gs[k - 1, d, l]
-                vs[k - 1, d, l] = beta2 * vs[k - 1, d, l] + (1.0 - beta2) * g2[l]
+                ms[k - 1, d, l] = scale(beta1, ms[k - 1, d, l]) + scale(1.0 - beta1, gs[k - 1, d, l])
+                vs[k - 1, d, l] = scale(beta2, vs[k - 1, d, l]) + scale(1.0 - beta2, g2[l])
         # s = (v_hat + eps)^(1/2): s_k = sum_j (j/2 - (k-j))/k v_hat_j s_{k-j} / (v_hat_0 + eps)
         for k in range(1, n_orders + 1):
             for l in range(n):
@@ -238,9 +255,9 @@ def adam_update(p0, m0, v0, g0, ps, ms, vs, gs, beta1, beta2, lr, bias1, bias2, 
             for j in range(1, k + 1):
                 w = (0.5 * j - (k - j)) / (k * bias2)
                 for l in range(n):
-                    s[k, l] += w * vs[j - 1, d, l] * s[k - j, l]
+                    s[k, l] += scale(w, vs[j - 1, d, l]) * s[k - j, l]
             for l in range(n):
-                s[k, l] *= inv_v[l]
+                s[k, l] = scale(inv_v[l], s[k, l])
         # q = m_hat / s: q_k = (m_hat_k - sum_j s_j q_{k-j}) / s_0
         for k in range(1, n_orders + 1):
             for l in range(n):
@@ -249,8 +266,8 @@ def adam_update(p0, m0, v0, g0, ps, ms, vs, gs, beta1, beta2, lr, bias1, bias2, 
                 for l in range(n):
                     q[k, l] -= s[j, l] * q[k - j, l]
             for l in range(n):
-                q[k, l] *= inv_s[l]
-                ps[k - 1, d, l] -= lr * q[k, l]
+                q[k, l] = scale(inv_s[l], q[k, l])
+                ps[k - 1, d, l] -= scale(lr, q[k, l])
     # the primal as plain Adam (and the paper's code) associates it, (lr m_hat) / s_0,
     # not lr (m_hat / s_0): so a jet run's primal is the plain run to the bit
     for l in numba.prange(n):

@@ -283,3 +283,22 @@ def test_adam_update_extreme_orders(order, dtype):
                  ps=series(), ms=series(), vs=series(), gs=series())
     hyper = dict(beta1=0.85, beta2=0.99, lr=0.01, bias1=1 - 0.85 ** 4, bias2=1 - 0.99 ** 4, eps=1e-3)
     check_adam(state, hyper)
+
+
+# scale: a real factor times a real or complex value, inside a kernel
+
+@kernels.njit
+def _scale_all(w, z, out):
+    for i in range(z.shape[0]):
+        out[i] = kernels.scale(w[i], z[i])
+
+
+@given(st.lists(st.tuples(strategies.reals(-1e3, 1e3), strategies.reals(-1e3, 1e3),
+                          strategies.reals(-1e3, 1e3)), min_size=1, max_size=20))
+def test_scale_is_the_product_to_the_bit(values):
+    w, re, im = (np.array(column) for column in zip(*values))
+    for z in (re + 1j * im, re):
+        out = np.empty_like(z)
+        _scale_all(w, z, out)
+        assert out.dtype == z.dtype                      # a real value stays real
+        np.testing.assert_array_equal(out, w * z)        # numpy's product, as the kernels had it

@@ -98,6 +98,22 @@ def retrained(cache, tag, model, s, docs, sets, measures):
     return truth
 
 
+def study(n, reps):
+    """The study's set-up: ``(setup, model, docs, measures, sets, indicators)`` for the
+    first ``n`` names and ``reps`` random sets of each size."""
+    s = ts.paper.setup()
+    model = ts.MicroGPT(s.vocab)
+    docs = s.docs[:n]
+    held_out = s.docs[5000]
+    measures = [ts.measure.doc_loss(model, docs[17]), ts.measure.doc_loss(model, docs[n // 2]),
+                ts.measure.doc_loss(model, "max"), ts.measure.logprob(model, held_out[:2], held_out[2:] + "$")]
+    sets = panel(docs, reps)
+    indicators = np.zeros((len(sets), len(docs)))
+    for k, (_, ids) in enumerate(sets):
+        indicators[k, ids] = 1.0
+    return s, model, docs, measures, sets, indicators
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=1000, help="training documents (and steps)")
@@ -110,16 +126,7 @@ def main():
     ap.add_argument("--json", help="write every number here")
     args = ap.parse_args()
 
-    s = ts.paper.setup()
-    model = ts.MicroGPT(s.vocab)
-    docs = s.docs[:args.n]
-    held_out = s.docs[5000]
-    measures = [ts.measure.doc_loss(model, docs[17]), ts.measure.doc_loss(model, docs[args.n // 2]),
-                ts.measure.doc_loss(model, "max"), ts.measure.logprob(model, held_out[:2], held_out[2:] + "$")]
-    sets = panel(docs, args.reps)
-    indicators = np.zeros((len(sets), len(docs)))
-    for k, (_, ids) in enumerate(sets):
-        indicators[k, ids] = 1.0
+    s, model, docs, measures, sets, indicators = study(args.n, args.reps)
     print(f"{len(sets)} deletion sets, {len(measures)} measurements, n = {len(docs)}")
 
     os.makedirs(args.cache, exist_ok=True)

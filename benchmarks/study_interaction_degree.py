@@ -19,7 +19,7 @@ from scipy.stats import spearmanr
 
 import taylorsketch as ts
 
-from bench_validation import BUCKETS, cached, panel, retrained, write_section
+from bench_validation import BUCKETS, cached, retrained, study, write_section
 
 
 def main():
@@ -30,16 +30,7 @@ def main():
     ap.add_argument("--write", help="write the tables into this markdown file (between its markers)")
     args = ap.parse_args()
 
-    s = ts.paper.setup()
-    model = ts.MicroGPT(s.vocab)
-    docs = s.docs[:args.n]
-    held_out = s.docs[5000]
-    measures = [ts.measure.doc_loss(model, docs[17]), ts.measure.doc_loss(model, docs[args.n // 2]),
-                ts.measure.doc_loss(model, "max"), ts.measure.logprob(model, held_out[:2], held_out[2:] + "$")]
-    sets = panel(docs, args.reps)
-    indicators = np.zeros((len(sets), len(docs)))
-    for k, (_, ids) in enumerate(sets):
-        indicators[k, ids] = 1.0
+    s, model, docs, measures, sets, indicators = study(args.n, args.reps)
     tag = f"n{args.n}"
     per, _ = cached(f"{args.cache}/{tag}_documents6.npz", lambda: ts.precompute(
         model, s.init, docs, order=6, directions="documents"))

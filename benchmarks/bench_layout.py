@@ -99,25 +99,10 @@ def mul_blocked(a, b, out, block=256):
 
 
 @njit
-def _adam_primal(m0, v0, g0, beta1, beta2, bias1, bias2, eps):
-    n = m0.shape[0]
-    inv_v, s0, inv_s, q0 = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
-    for l in range(n):
-        m0[l] = beta1 * m0[l] + (1.0 - beta1) * g0[l]
-        v0[l] = beta2 * v0[l] + (1.0 - beta2) * g0[l] * g0[l]
-        vh = v0[l] / bias2 + eps
-        inv_v[l] = 1.0 / vh
-        s0[l] = np.sqrt(vh)
-        inv_s[l] = 1.0 / s0[l]
-        q0[l] = m0[l] / bias1 / s0[l]
-    return inv_v, s0, inv_s, q0
-
-
-@njit
 def adam_promoted(p0, m0, v0, g0, ps, ms, vs, gs, beta1, beta2, lr, bias1, bias2, eps):
     """``kernels.adam_update`` with real factors multiplied in as complex numbers."""
     n_orders, n_dirs, n = ps.shape
-    inv_v, s0, inv_s, q0 = _adam_primal(m0, v0, g0, beta1, beta2, bias1, bias2, eps)
+    inv_v, s0, inv_s, q0 = kernels.adam_primal(m0, v0, g0, beta1, beta2, bias1, bias2, eps)
     for d in range(n_dirs):
         s = np.empty((n_orders + 1, n), dtype=ps.dtype)
         q = np.empty((n_orders + 1, n), dtype=ps.dtype)
@@ -158,7 +143,7 @@ def adam_per_parameter(p0, m0, v0, g0, ps, ms, vs, gs, beta1, beta2, lr, bias1, 
     """``kernels.adam_update`` with the parameter loop outside: every order of one
     parameter and direction in small work arrays, in one pass over memory."""
     n_orders, n_dirs, n = ps.shape
-    inv_v, s0, inv_s, q0 = _adam_primal(m0, v0, g0, beta1, beta2, bias1, bias2, eps)
+    inv_v, s0, inv_s, q0 = kernels.adam_primal(m0, v0, g0, beta1, beta2, bias1, bias2, eps)
     g = np.empty(n_orders + 1, dtype=ps.dtype)
     v = np.empty(n_orders + 1, dtype=ps.dtype)
     s = np.empty(n_orders + 1, dtype=ps.dtype)

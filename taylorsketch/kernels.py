@@ -206,6 +206,23 @@ def compose(x, derivatives, out):
 # the optimiser kernel: primal (P,) beside series (K, M, P), not (K+1, L)
 
 
+@njit
+def adam_primal(m0, v0, g0, beta1, beta2, bias1, bias2, eps):
+    """The primal part of :func:`adam_update`: ``m`` and ``v`` updated in place, and
+    ``(1 / (v_hat_0 + eps), s_0 = sqrt(v_hat_0 + eps), 1 / s_0, m_hat_0 / s_0)``, ``(P,)`` each."""
+    n = m0.shape[0]
+    inv_v, s0, inv_s, q0 = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
+    for l in range(n):
+        m0[l] = beta1 * m0[l] + (1.0 - beta1) * g0[l]
+        v0[l] = beta2 * v0[l] + (1.0 - beta2) * g0[l] * g0[l]
+        vh = v0[l] / bias2 + eps
+        inv_v[l] = 1.0 / vh
+        s0[l] = np.sqrt(vh)
+        inv_s[l] = 1.0 / s0[l]
+        q0[l] = m0[l] / bias1 / s0[l]
+    return inv_v, s0, inv_s, q0
+
+
 @numba.njit(**NUMBA_PARALLEL_OPTIONS)
 def adam_update(p0, m0, v0, g0, ps, ms, vs, gs, beta1, beta2, lr, bias1, bias2, eps):
     """One Adam step of the paper's variant on every parameter's jet, fused and in place.
@@ -219,18 +236,7 @@ def adam_update(p0, m0, v0, g0, ps, ms, vs, gs, beta1, beta2, lr, bias1, bias2, 
     pass over memory instead of a dozen temporaries.
     """
     n_orders, n_dirs, n = ps.shape
-    inv_v = np.empty(n)    # 1 / (v_hat_0 + eps)
-    s0 = np.empty(n)       # sqrt(v_hat_0 + eps)
-    inv_s = np.empty(n)
-    q0 = np.empty(n)       # m_hat_0 / s_0
-    for l in numba.prange(n):
-        m0[l] = beta1 * m0[l] + (1.0 - beta1) * g0[l]
-        v0[l] = beta2 * v0[l] + (1.0 - beta2) * g0[l] * g0[l]
-        vh = v0[l] / bias2 + eps
-        inv_v[l] = 1.0 / vh
-        s0[l] = np.sqrt(vh)
-        inv_s[l] = 1.0 / s0[l]
-        q0[l] = m0[l] / bias1 / s0[l]
+    inv_v, s0, inv_s, q0 = adam_primal(m0, v0, g0, beta1, beta2, bias1, bias2, eps)
     for d in numba.prange(n_dirs):
         # rows 0..K of s and q for this direction; every loop runs over l innermost
         s = np.empty((n_orders + 1, n), dtype=ps.dtype)

@@ -31,6 +31,15 @@ PARALLEL_MIN_COEFFICIENTS = 1 << 21
 # directions in separate processes instead (``precompute(..., workers=2)``).
 BLAS_THREADS = 1
 
+# The jet matrix product runs its GEMMs in one compiled kernel
+# (``kernels.matmul_series``) when at most this many series (orders x
+# directions) share it: there it is dispatch-bound, and the kernel was 1.4-2.8
+# times as fast as the numpy formulation on the paper MicroGPT's products at
+# one direction (orders 3-12).  Above it the GEMMs dominate, and numpy's BLAS
+# build ran them faster than the one numba calls (scipy's): 0.8-1.0 times at
+# (order, directions) = (6, 8), (3, 64) and (20, 4).
+COMPILED_MATMUL_MAX_SERIES = 32
+
 # Coefficients per lifted array in one slice of the MultiJet optimiser step
 # (2^22 float64 = 32 MB): the lifted (ranked) state is d times the MultiJet's
 # (at d = 12, 4.9 GB for MicroGPT's parameters and Adam's two moments), so it

@@ -203,6 +203,91 @@ def compose(x, derivatives, out):
 
 
 # ----------------------------------------------------------------------------
+# the matrix product's series: primals (Z, n, k), (Z, k, p) beside series
+# (K, M, Z, n, k), (K, M, Z, k, p); every product is a BLAS call (np.dot)
+
+
+def real_times(a, b):
+    """``a @ b`` for a real matrix ``a`` and a contiguous ``b``: a complex ``b`` as
+    one real GEMM on its interleaved (re, im) columns, half a complex GEMM's work."""
+    return a @ b
+
+
+@overload(real_times)
+def _real_times(a, b):
+    if isinstance(b.dtype, numba.types.Complex):
+        return lambda a, b: np.dot(a, b.view(np.float64)).view(np.complex128)
+    return lambda a, b: np.dot(a, b)
+
+
+def times_real(a, b):
+    """``a @ b`` for a contiguous ``a`` and a real matrix ``b``: a complex ``a`` as one
+    real GEMM on its real rows stacked over its imaginary rows."""
+    return a @ b
+
+
+@overload(times_real)
+def _times_real(a, b):
+    if isinstance(a.dtype, numba.types.Complex):
+        def planar(a, b):
+            rows = a.shape[0]
+            parts = np.empty((2 * rows, a.shape[1]))
+            parts[:rows] = a.real
+            parts[rows:] = a.imag
+            y = np.dot(parts, b)
+            out = np.empty((rows, b.shape[1]), dtype=a.dtype)
+            for i in range(rows):
+                for q in range(b.shape[1]):
+                    out[i, q] = complex(y[i, q], y[rows + i, q])
+            return out
+        return planar
+    return lambda a, b: np.dot(a, b)
+
+
+@njit
+def matmul_series(a0, as_, b0, bs):
+    """``c_1..c_K`` of ``A B`` for real primals: ``(A B)_r = A_r B_0 + A_0 B_r + sum_{i=1..r-1} A_i B_{r-i}``.
+
+    Per batch entry ``z``: the terms against the primals as one GEMM each, every
+    order and direction folded into its rows (``A_r B_0``) or columns
+    (``A_0 B_r``); then per direction, for each order ``r``, the cross terms as one
+    GEMM of ``A_1..A_{r-1}`` side by side against ``B_{r-1}..B_1`` stacked.  These are
+    the GEMMs of the numpy formulation (:func:`taylorsketch.rules.matmul_rule`),
+    called here without numpy's per-call overhead.  Operands may be any views;
+    the result is contiguous, ``(K, M, Z, n, p)``.
+    """
+    order, n_dirs, n_batch, n, k = as_.shape
+    p = b0.shape[2]
+    out = np.empty((order, n_dirs, n_batch, n, p), dtype=bs.dtype)
+    a_rows = np.empty((order, n_dirs, n, k), dtype=as_.dtype)
+    b_cols = np.empty((k, order, n_dirs, p), dtype=bs.dtype)
+    a_cat = np.empty((order * k, n), dtype=as_.dtype)     # A_i^T stacked, i = 1..K
+    b_flip = np.empty((order * k, p), dtype=bs.dtype)     # B_j stacked, j = K..1
+    for z in range(n_batch):
+        a_rows[:] = as_[:, :, z]
+        for c in range(k):
+            b_cols[c] = bs[:, :, z, c]
+        left = times_real(a_rows.reshape((order * n_dirs * n, k)), np.ascontiguousarray(b0[z]))
+        right = real_times(np.ascontiguousarray(a0[z]), b_cols.reshape((k, order * n_dirs * p)))
+        left = left.reshape((order, n_dirs, n, p))
+        right = right.reshape((n, order, n_dirs, p))
+        for r in range(order):
+            for d in range(n_dirs):
+                for i in range(n):
+                    for q in range(p):
+                        out[r, d, z, i, q] = left[r, d, i, q] + right[i, r, d, q]
+        if order < 2:
+            continue
+        for d in range(n_dirs):
+            for i in range(order):
+                a_cat[i * k:(i + 1) * k] = as_[i, d, z].T
+                b_flip[(order - 1 - i) * k:(order - i) * k] = bs[i, d, z]
+            for r in range(2, order + 1):
+                out[r - 1, d, z] += np.dot(a_cat[:(r - 1) * k].T, b_flip[(order - r + 1) * k:])
+    return out
+
+
+# ----------------------------------------------------------------------------
 # the optimiser kernel: primal (P,) beside series (K, M, P), not (K+1, L)
 
 

@@ -25,6 +25,7 @@ import numpy as np
 import scipy.special
 
 from . import kernels
+from ._config import COMPILED_MATMUL_MAX_SERIES
 
 RULES = {}
 
@@ -220,7 +221,9 @@ def expand_series(xs, ndim):
 def matmul_rule(primals, series):
     """``(A B)_r = sum_{i+j=r} A_i B_j``: two GEMMs against the primals, then the
     cross terms ``i, j >= 1`` as one batched product per order r, by laying
-    ``A_1..A_{r-1}`` side by side against ``B_{r-1}..B_1`` stacked."""
+    ``A_1..A_{r-1}`` side by side against ``B_{r-1}..B_1`` stacked.  The products
+    of a training step (both operands jets, equal batch axes) run these GEMMs in
+    one compiled kernel (:func:`kernels.matmul_series`); the rest in numpy."""
     (a0, b0), (as_, bs) = primals, series
     a_vector, b_vector = a0.ndim == 1, b0.ndim == 1
     if a_vector:
@@ -230,7 +233,19 @@ def matmul_rule(primals, series):
         b0 = b0[:, None]
         bs = None if bs is None else bs[..., :, None]
     y0 = np.matmul(a0, b0)
-    ndim = y0.ndim
+    if _fused_matmul(a0, as_, b0, bs):
+        batch = a0.shape[:-2] or (1,)
+        ys = kernels.matmul_series(a0.reshape(batch + a0.shape[-2:]), as_.reshape(as_.shape[:2] + batch + a0.shape[-2:]),
+                                   b0.reshape(batch + b0.shape[-2:]), bs.reshape(bs.shape[:2] + batch + b0.shape[-2:]))
+        ys = ys.reshape(ys.shape[:2] + y0.shape)
+    else:
+        ys = matmul_series_numpy(a0, as_, b0, bs, y0.ndim)
+    return _unvector(y0, ys, a_vector, b_vector)
+
+
+def matmul_series_numpy(a0, as_, b0, bs, ndim):
+    """The series of ``A B`` (operands of at least 2 axes) by numpy calls: for every
+    layout, broadcast batch axes and constants (``None`` series) included."""
     ys = None
     if as_ is not None:
         ys = matmul_stack(expand_series(as_, ndim), b0)
@@ -239,6 +254,23 @@ def matmul_rule(primals, series):
         ys = term if ys is None else ys + term
     if as_ is not None and bs is not None and as_.shape[0] >= 2:
         ys = _matmul_cross(expand_series(as_, ndim), expand_series(bs, ndim), ys)
+    return ys
+
+
+def _fused_matmul(a0, as_, b0, bs):
+    """Whether :func:`kernels.matmul_series` computes the product: few series
+    (``_config.COMPILED_MATMUL_MAX_SERIES``), real primals of 2 or 3 axes with the
+    same batch (no broadcasting), series on both sides with the primals' shapes and
+    one dtype."""
+    return (as_ is not None and bs is not None and as_.shape[0] * as_.shape[1] <= COMPILED_MATMUL_MAX_SERIES
+            and a0.ndim == b0.ndim and a0.ndim in (2, 3)
+            and a0.shape[:-2] == b0.shape[:-2] and a0.dtype == b0.dtype == np.float64
+            and as_.dtype == bs.dtype and as_.dtype in (np.float64, np.complex128)
+            and as_.shape[2:] == a0.shape and bs.shape[2:] == b0.shape and as_.shape[:2] == bs.shape[:2])
+
+
+def _unvector(y0, ys, a_vector, b_vector):
+    """The product's primal and series with the axes of 1-D operands taken out again."""
     if a_vector and b_vector:
         return y0[..., 0, 0], ys[..., 0, 0]
     if b_vector:

@@ -124,3 +124,78 @@ def test_a_direction_does_not_depend_on_the_directions_beside_it(product, m):
     together = (a @ b).series[:, m]
     alone = (direction(a, m) @ direction(b, m)).series[:, 0]
     assert np.array_equal(together, alone)
+
+
+# -- the compiled kernel of a training step's products ----------------------------------------
+
+
+def paper_layouts(rng, order, n_dirs, dtype, n_pos=7):
+    """The operands of the paper MicroGPT's products, as a step has them: activations,
+    weights as views into one flat parameter jet (transposed for ``x @ W.T``),
+    gradients, and the attention's per-head stacks, with a transposed key."""
+    def series(shape):
+        s = rng.uniform(-1, 1, (order, n_dirs) + shape)
+        return s + 1j * rng.uniform(-1, 1, s.shape) if dtype is np.complex128 else s
+
+    def jet(shape):
+        return Jet(rng.uniform(-1, 1, shape), series(shape))
+    flat = Jet(rng.uniform(-1, 1, 600), series((600,)))
+    w = Jet(flat.primal[40:40 + 64 * 4].reshape(64, 4), flat.series[..., 40:40 + 64 * 4].reshape(order, n_dirs, 64, 4))
+    x, h, dy = jet((n_pos, 4)), jet((n_pos, 64)), jet((n_pos, 64))
+    q, k = jet((2, n_pos, 3)), jet((2, n_pos, 3))
+    att = jet((2, n_pos, n_pos))
+    return [(x, w.T), (h, w), (dy.T, x), (q, k.transpose((0, 2, 1))), (att, q), (x[0], w.T), (h, w[:, 0])]
+
+
+def test_the_compiled_products_equal_the_cauchy_sum_and_the_numpy_formulation():
+    """Every layout of a training step at orders 1..12, real and complex, 1 and 2
+    directions: the compiled kernel against the oracle (to the rounding bound) and
+    against the numpy formulation of the same GEMMs (to twice that).  Beyond
+    ``COMPILED_MATMUL_MAX_SERIES`` series the rule takes the numpy formulation."""
+    from taylorsketch import rules
+    rng = np.random.default_rng(7)
+    for order in range(1, strategies.MAX_ORDER + 1):
+        for dtype in (np.float64, np.complex128):
+            for n_dirs in (1, 2):
+                for a, b in paper_layouts(rng, order, n_dirs, dtype):
+                    a0, as_, b0, bs = a.primal, a.series, b.primal, b.series
+                    if a0.ndim == 1:
+                        a0, as_ = a0[None, :], as_[..., None, :]
+                    if b0.ndim == 1:
+                        b0, bs = b0[:, None], bs[..., :, None]
+                    assert rules._fused_matmul(a0, as_, b0, bs)
+                    assert_matmul_close(a, b, order, n_dirs)
+                    fused = (a @ b).series
+                    numpy = rules.matmul_series_numpy(a0, as_, b0, bs, a0.ndim).reshape(fused.shape)
+                    _, mag = cauchy_matmul(coefficients(a, order, n_dirs), coefficients(b, order, n_dirs))
+                    n_terms = (np.arange(1, order + 1) + 1) * a.shape[-1] + 2
+                    bound = (4 * 2 * n_terms * EPS).reshape((-1,) + (1,) * (mag.ndim - 1)) * mag[1:]
+                    assert np.all(np.abs(fused - numpy) <= bound)
+    many = Jet(np.ones((2, 3)), np.ones((11, 3, 2, 3)))
+    assert not rules._fused_matmul(many.primal, many.series, many.primal.T, many.series.swapaxes(-1, -2))
+
+
+def test_every_product_of_a_jet_training_step_runs_compiled(monkeypatch):
+    """The paper MicroGPT's step at order 3, eager and replayed: each of its matrix
+    products goes through :func:`kernels.matmul_series` (so a layout the kernel does
+    not take would show up here, not as a silent slowdown)."""
+    import taylorsketch as ts
+    from taylorsketch import kernels, rules
+    calls = {"rule": 0, "kernel": 0}
+    kernel, rule = kernels.matmul_series, rules.RULES["matmul"]
+
+    def counting_kernel(*args):
+        calls["kernel"] += 1
+        return kernel(*args)
+
+    def counting_rule(primals, series):
+        calls["rule"] += 1
+        return rule(primals, series)
+    monkeypatch.setattr(kernels, "matmul_series", counting_kernel)
+    monkeypatch.setitem(rules.RULES, "matmul", counting_rule)
+    setup = ts.paper.setup(seed=42)
+    docs = ["emma", "liam", "noah", "mila", "ava"]          # steps 3 and 4 replay the plan of 1 and 2
+    rng = np.random.default_rng(0)
+    weights = ts.Jet.from_directions(np.zeros(len(docs)), rng.normal(size=(2, len(docs))) + 0j, 3)
+    ts.train(setup.model(), setup.init, docs, steps=5, weights=weights, progress=False)
+    assert calls["rule"] >= 5 * 20 and calls["kernel"] == calls["rule"]

@@ -1,16 +1,21 @@
-"""Speed and memory of the jet matrix product: the package's rule against block-Toeplitz GEMMs.
+"""Speed and memory of the jet matrix product: the package's rule against its numpy
+formulation and against block-Toeplitz GEMMs.
 
-The package's ``matmul`` rule computes the series of ``A B`` by two GEMMs against
-the primals (the stack of orders and directions folded into the rows; a real
-primal times a complex series at half the cost of a complex GEMM) and one batched
-product per order r for the cross terms.  The candidate defined here (idea (a)
-of issue 11) computes every order pair of one product in one GEMM per direction,
-against a block lower-triangular Toeplitz matrix of the smaller operand, in one
-block of orders or in blocks bounded to +50 % of the memory of the three series.
+Up to order ``_config.COMPILED_MATMUL_MAX_ORDER`` (12) the package's ``matmul``
+rule runs its GEMMs in one compiled kernel, one direction at a time
+(``kernels.matmul_series``); above it, and as the first candidate here, by numpy
+calls (``rules.matmul_series_numpy``): two GEMMs against the primals (the stack of
+orders and directions folded into the rows; a real primal times a complex series
+at half the cost of a complex GEMM) and one batched product per order r for the
+cross terms.  The other candidates (idea (a) of issue 11) compute every order
+pair of one product in one GEMM per direction, against a block lower-triangular
+Toeplitz matrix of the smaller operand, in one block of orders or in blocks
+bounded to +50 % of the memory of the three series.
 For the paper MicroGPT's products
 
     x @ W.T     activations (8, 16) times the weights (16, 16) and (64, 16), transposed
-    h @ W.T     the MLP's hidden (8, 64) times its output weight (16, 64), transposed
+                views into one flat parameter jet, as training has them
+    h @ W.T     the MLP's hidden (8, 64) times its output weight (16, 64), the same
     dy.T @ x    the weight gradient of the (64, 16) layer: (64, 8) @ (8, 16)
     q @ k^T     attention, 4 heads: (4, 8, 4) @ (4, 4, 8), a transposed view
 
@@ -23,7 +28,7 @@ difference from the package rule relative to the largest coefficient.  Useful
 flops per direction and order pair: a real-times-complex multiply-add (the pairs
 with a primal) counts 4, a complex one 8.
 
-    python benchmarks/bench_matmul.py            # ~3 minutes on one core
+    python benchmarks/bench_matmul.py            # ~4 minutes on one core
 
 Shape legend: K = order, M = directions, (n, k) @ (k, p) per order and direction.
 """
@@ -154,8 +159,12 @@ def operands(name, order, n_dirs, rng):
         a0, as_ = transposed(rng.standard_normal(a_shape[::-1]), series(rng, order, n_dirs, a_shape[::-1]))
     else:
         a0, as_ = rng.standard_normal(a_shape), series(rng, order, n_dirs, a_shape)
-    if b_transposed:       # W.T or k^T: a transposed view of a contiguous array
-        stored = b_shape[:-2] + b_shape[-2:][::-1]
+    stored = b_shape[:-2] + b_shape[-2:][::-1]
+    if b_transposed and len(b_shape) == 2:      # W.T: a view into a flat parameter jet
+        size = int(np.prod(stored))
+        flat = series(rng, order, n_dirs, (size + 100,))
+        b0, bs = transposed(rng.standard_normal(stored), flat[..., 50:50 + size].reshape((order, n_dirs) + stored))
+    elif b_transposed:     # k^T: a transposed view of a contiguous array
         b0, bs = transposed(rng.standard_normal(stored), series(rng, order, n_dirs, stored))
     else:
         b0, bs = rng.standard_normal(b_shape), series(rng, order, n_dirs, b_shape)
@@ -192,8 +201,16 @@ def peak_bytes(rule, primals, series_):
     return peak
 
 
+def numpy_rule(primals, series_):
+    """The rule's numpy formulation (the package rule before the compiled kernel)."""
+    (a0, b0), (as_, bs) = primals, series_
+    y0 = np.matmul(a0, b0)
+    return y0, rules.matmul_series_numpy(a0, as_, b0, bs, y0.ndim)
+
+
 RULES = {
     "package rule": lambda primals, series_: rules.RULES["matmul"](primals, series_),
+    "numpy formulation": numpy_rule,
     "Toeplitz, one block": toeplitz_rule,
     "Toeplitz, blocks": lambda primals, series_: toeplitz_rule(primals, series_, memory=0.5),
 }
@@ -236,13 +253,13 @@ def main():
     rows = measure()
     print(f"Run on {machine()}.")
     print(load_text(load_before, os.getloadavg()[0], time.perf_counter() - start))
-    print("Real primals, complex series; one call of each rule; speed-up = package rule / candidate. "
-          "Peak: numpy allocations of one call (package / one block / blocks), MiB. Difference: "
+    print("Real primals, complex series; one call of each rule; speed-up = package rule time / candidate time (below 1: the package rule is faster). "
+          "Peak: numpy allocations of one call (package / numpy / one block / blocks), MiB. Difference: "
           "max |candidate - package| / max |coefficient|.")
     print()
-    print("| product | K | M | package rule | GFLOP/s | Toeplitz, one block | speed-up "
-          "| Toeplitz, blocks (+50 % memory) | speed-up | peak MiB | difference |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
+    print("| product | K | M | package rule | GFLOP/s | numpy formulation | speed-up | Toeplitz, one block "
+          "| speed-up | Toeplitz, blocks (+50 % memory) | speed-up | peak MiB | difference |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
     for row in rows:
         print(row_text(row))
 

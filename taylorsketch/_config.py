@@ -32,13 +32,14 @@ PARALLEL_MIN_COEFFICIENTS = 1 << 21
 BLAS_THREADS = 1
 
 # The jet matrix product runs its GEMMs in one compiled kernel
-# (``kernels.matmul_series``) when at most this many series (orders x
-# directions) share it: there it is dispatch-bound, and the kernel was 1.4-2.8
-# times as fast as the numpy formulation on the paper MicroGPT's products at
-# one direction (orders 3-12).  Above it the GEMMs dominate, and numpy's BLAS
-# build ran them faster than the one numba calls (scipy's): 0.8-1.0 times at
-# (order, directions) = (6, 8), (3, 64) and (20, 4).
-COMPILED_MATMUL_MAX_SERIES = 32
+# (``kernels.matmul_series``) up to this order, for any number of directions:
+# the choice depends on the order alone, so that a direction's series never
+# depends on how many directions share its run.  Measured on the products of
+# the paper MicroGPT's training steps, against the numpy formulation
+# (``rules.matmul_series_numpy``), the products' total time: 2.1 times as fast
+# at (order, directions) = (6, 1), 1.4 at (12, 1), 1.04 at (6, 8), 1.06 at
+# (3, 500), but 0.87 at (3, 64); order 20 was 0.7-1.05 in isolation.
+COMPILED_MATMUL_MAX_ORDER = 12
 
 # Coefficients per lifted array in one slice of the MultiJet optimiser step
 # (2^22 float64 = 32 MB): the lifted (ranked) state is d times the MultiJet's

@@ -246,44 +246,44 @@ def _times_real(a, b):
 
 @njit
 def matmul_series(a0, as_, b0, bs):
-    """``c_1..c_K`` of ``A B`` for real primals: ``(A B)_r = A_r B_0 + A_0 B_r + sum_{i=1..r-1} A_i B_{r-i}``.
+    """``c_1..c_K`` of ``A B`` for real matrices ``a0`` ``(n, k)``, ``b0`` ``(k, p)`` and
+    series ``(K, M, n, k)``, ``(K, M, k, p)``:
+    ``(A B)_r = A_r B_0 + A_0 B_r + sum_{i=1..r-1} A_i B_{r-i}``.
 
-    Per batch entry ``z``: the terms against the primals as one GEMM each, every
-    order and direction folded into its rows (``A_r B_0``) or columns
-    (``A_0 B_r``); then per direction, for each order ``r``, the cross terms as one
-    GEMM of ``A_1..A_{r-1}`` side by side against ``B_{r-1}..B_1`` stacked.  These are
-    the GEMMs of the numpy formulation (:func:`taylorsketch.rules.matmul_rule`),
-    called here without numpy's per-call overhead.  Operands may be any views;
-    the result is contiguous, ``(K, M, Z, n, p)``.
+    Per direction: the terms against the primals as one GEMM each, the orders
+    folded into its rows (``A_r B_0``) or columns (``A_0 B_r``); then for each order
+    ``r`` the cross terms as one GEMM of ``A_1..A_{r-1}`` side by side against
+    ``B_{r-1}..B_1`` stacked.  Every GEMM has the same shape whatever the number of
+    directions, so a direction's series does not depend on the directions beside
+    it, to the bit (BLAS may round an element of a product differently with its
+    position in a larger one).  Operands may be any views; the work arrays are one
+    direction's; the result is contiguous, ``(K, M, n, p)``.
     """
-    order, n_dirs, n_batch, n, k = as_.shape
-    p = b0.shape[2]
-    out = np.empty((order, n_dirs, n_batch, n, p), dtype=bs.dtype)
-    a_rows = np.empty((order, n_dirs, n, k), dtype=as_.dtype)
-    b_cols = np.empty((k, order, n_dirs, p), dtype=bs.dtype)
-    a_cat = np.empty((order * k, n), dtype=as_.dtype)     # A_i^T stacked, i = 1..K
-    b_flip = np.empty((order * k, p), dtype=bs.dtype)     # B_j stacked, j = K..1
-    for z in range(n_batch):
-        a_rows[:] = as_[:, :, z]
+    order, n_dirs, n, k = as_.shape
+    p = b0.shape[1]
+    out = np.empty((order, n_dirs, n, p), dtype=bs.dtype)
+    a_rows = np.empty((order, n, k), dtype=as_.dtype)      # A_1..A_K stacked
+    b_cols = np.empty((k, order, p), dtype=bs.dtype)       # B_1..B_K side by side
+    a_cat = np.empty((order * k, n), dtype=as_.dtype)      # A_i^T stacked, i = 1..K
+    b_flip = np.empty((order * k, p), dtype=bs.dtype)      # B_j stacked, j = K..1
+    a0, b0 = np.ascontiguousarray(a0), np.ascontiguousarray(b0)
+    for d in range(n_dirs):
+        a_rows[:] = as_[:, d]
         for c in range(k):
-            b_cols[c] = bs[:, :, z, c]
-        left = times_real(a_rows.reshape((order * n_dirs * n, k)), np.ascontiguousarray(b0[z]))
-        right = real_times(np.ascontiguousarray(a0[z]), b_cols.reshape((k, order * n_dirs * p)))
-        left = left.reshape((order, n_dirs, n, p))
-        right = right.reshape((n, order, n_dirs, p))
+            b_cols[c] = bs[:, d, c]
+        left = times_real(a_rows.reshape((order * n, k)), b0).reshape((order, n, p))
+        right = real_times(a0, b_cols.reshape((k, order * p))).reshape((n, order, p))
         for r in range(order):
-            for d in range(n_dirs):
-                for i in range(n):
-                    for q in range(p):
-                        out[r, d, z, i, q] = left[r, d, i, q] + right[i, r, d, q]
+            for i in range(n):
+                for q in range(p):
+                    out[r, d, i, q] = left[r, i, q] + right[i, r, q]
         if order < 2:
             continue
-        for d in range(n_dirs):
-            for i in range(order):
-                a_cat[i * k:(i + 1) * k] = as_[i, d, z].T
-                b_flip[(order - 1 - i) * k:(order - i) * k] = bs[i, d, z]
-            for r in range(2, order + 1):
-                out[r - 1, d, z] += np.dot(a_cat[:(r - 1) * k].T, b_flip[(order - r + 1) * k:])
+        for i in range(order):
+            a_cat[i * k:(i + 1) * k] = as_[i, d].T
+            b_flip[(order - 1 - i) * k:(order - i) * k] = bs[i, d]
+        for r in range(2, order + 1):
+            out[r - 1, d] += np.dot(a_cat[:(r - 1) * k].T, b_flip[(order - r + 1) * k:])
     return out
 
 

@@ -32,10 +32,12 @@ indices of the inputs, as the layers of :mod:`taylorsketch.nn` are.
 """
 
 import weakref
+from functools import partial
 
 import numpy as np
 
 from .jet import RECORDING, Jet
+from .rules import SPECIALIZED
 
 RULE, ARRAY = 0, 1
 
@@ -107,11 +109,12 @@ class Recorder:
         if type(result) is not Jet:
             raise Unplannable(f"a {type(result).__name__} operation ({name})")
         args = tuple(self._ref(o) for o in operands)
-        self.program.append((RULE, name, args, self._params(params), self._new_slot(result)))
+        layouts = tuple(layout(o) for o in operands) + (layout(result),)
+        self.program.append((RULE, name, args, self._params(params), self._new_slot(result), layouts))
 
     def array_operation(self, fn, args, params, value):
         args = tuple(self._ref(a) for a in args)
-        self.program.append((ARRAY, fn, args, self._params(params), self._new_slot(value)))
+        self.program.append((ARRAY, fn, args, self._params(params), self._new_slot(value), None))
 
     def _params(self, params):
         """Parameters as a template: indices drawn from the inputs become ``Input`` recipes."""
@@ -139,6 +142,15 @@ class Recorder:
                 raise Unplannable("an output of the step is not a jet made by a recorded operation")
             out.append(self.slots[id(value)])
         return out
+
+
+def layout(value):
+    """``(primal shape, primal dtype, series shape, series dtype)`` of a jet, with
+    ``None`` for the series of an array: what a rule's specialization may assume
+    (:func:`taylorsketch.rules.specialization`)."""
+    if isinstance(value, Jet):
+        return np.shape(value.primal), np.asarray(value.primal).dtype, value.series.shape, value.series.dtype
+    return np.shape(value), np.asarray(value).dtype, None, None
 
 
 class Input:
@@ -212,7 +224,7 @@ class Plan:
     (filled once), then the indices read from the inputs (filled per replay).
     """
 
-    def __init__(self, recorder, outputs, rules):
+    def __init__(self, recorder, outputs, rules, specialized=None):
         self.n_leaves = recorder.n_leaves
         self.outputs = outputs
         self.primals = [None] * recorder.n_slots
@@ -232,8 +244,12 @@ class Plan:
                     self.recipes.append((slot_of[key], arg))
             return slot_of[key]
 
-        program = [(kind == RULE, rules[fn] if kind == RULE else fn, tuple(slot(a) for a in args),
-                    params, _has_inputs(params), out) for kind, fn, args, params, out in recorder.program]
+        program = []
+        for kind, fn, args, params, out, layouts in recorder.program:
+            indexed = _has_inputs(params)
+            if kind == RULE:
+                fn, params = _specialized(rules[fn], (specialized or {}).get(fn), layouts, params, indexed)
+            program.append((kind == RULE, fn, tuple(slot(a) for a in args), params, indexed, out))
         # a value is let go after its last use, as an eager step's temporaries are
         # (at many directions they are the step's memory); leaves, literals, input
         # indices and outputs stay
@@ -251,17 +267,18 @@ class Plan:
         self.series = [None] * len(self.primals)
 
     @classmethod
-    def confirmed(cls, first, second, outputs_first, outputs_second, rules):
-        """The plan of two recordings of steps with equal input shapes, if they agree."""
+    def confirmed(cls, first, second, outputs_first, outputs_second, rules, specialized=None):
+        """The plan of two recordings of steps with equal input shapes, if they agree
+        (rules with an entry in ``specialized`` are specialized to their layouts)."""
         if first.n_leaves != second.n_leaves or len(first.program) != len(second.program):
             raise Unplannable("the two recorded steps ran different numbers of operations")
         if outputs_first != outputs_second:
             raise Unplannable("the two recorded steps have different outputs")
         for a, b in zip(first.program, second.program):
-            if a[:2] != b[:2] or a[4] != b[4] or not same(a[2], b[2]) or not same(a[3], b[3]):
+            if a[:2] != b[:2] or a[4:] != b[4:] or not same(a[2], b[2]) or not same(a[3], b[3]):
                 raise Unplannable(f"the two recorded steps differ at a {a[1]!r} operation "
                                   f"(a value the plan would fix changes from step to step)")
-        return cls(first, outputs_first, rules)
+        return cls(first, outputs_first, rules, specialized)
 
     def replay(self, leaves, inputs):
         """The step's outputs (jets) from new ``leaves`` (jets) and ``inputs`` (arrays)."""
@@ -284,6 +301,15 @@ class Plan:
         for k in self.outputs:
             primals[k] = series[k] = None
         return outputs
+
+
+def _specialized(rule, plan, layouts, params, indexed):
+    """``(rule, params)`` of a recorded rule application: the rule specialized to the
+    recorded layouts (its parameters bound) where it has a specialization, else as it is."""
+    extra = None if plan is None or indexed else plan(layouts, params)
+    if not extra:
+        return rule, params
+    return partial(rule, **params, **extra), {}
 
 
 def inputs_of(encoded):
@@ -338,7 +364,7 @@ class StepPlans:
             recorder.finish()
             if key in self.first:
                 first, first_outputs = self.first.pop(key)
-                self.plans[key] = Plan.confirmed(first, recorder, first_outputs, outputs, Jet.RULES)
+                self.plans[key] = Plan.confirmed(first, recorder, first_outputs, outputs, Jet.RULES, SPECIALIZED)
             else:
                 self.first[key] = (recorder, outputs)
         except Unplannable as reason:

@@ -25,15 +25,36 @@ import numpy as np
 import scipy.special
 
 from . import kernels
-from ._config import COMPILED_MATMUL_MAX_SERIES
+from ._config import COMPILED_MATMUL_MAX_ORDER
 
 RULES = {}
+
+# name -> ``plan(layouts, params)``: keyword arguments that let the rule skip the
+# work that depends only on its operands' layouts, or None (see :func:`specialization`)
+SPECIALIZED = {}
 
 
 def register(name):
     def decorate(rule):
         RULES[name] = rule
         return rule
+    return decorate
+
+
+def specialization(*names):
+    """Register ``plan(layouts, params) -> dict or None`` for the rules ``names``.
+
+    A recorded step (:mod:`taylorsketch.plan`) knows every operand's *layout*,
+    ``(primal shape, primal dtype, series shape, series dtype)`` (``None`` for the
+    series of a constant), and the result's, last.  ``plan`` returns the keyword
+    arguments (beside ``params``) with which the rule skips what follows from the
+    layouts alone, such as shapes, dtypes and resolved axes, or None; the rule
+    computes the same values either way, to the bit.
+    """
+    def decorate(plan):
+        for name in names:
+            SPECIALIZED[name] = plan
+        return plan
     return decorate
 
 
@@ -82,37 +103,63 @@ def nonzero(x):
     return x != 0
 
 
-def _unary_series(x0, xs, y0, kernel):
+def _series_layout(series_shape, shape, dtype):
+    """What a series kernel's full arrays look like: ``((K+1, M, *shape), (K+1, M*N), dtype)``."""
+    order, n_dirs = series_shape[:2]
+    return (order + 1, n_dirs) + tuple(shape), (order + 1, n_dirs * math.prod(shape)), dtype
+
+
+def _filled(x0, xs, layout):
+    """:func:`_full` for a known layout: ``c_0`` (every direction) over ``c_1..c_K``."""
+    full = np.empty(layout[0], layout[2])
+    full[0] = x0
+    full[1:] = xs
+    return full
+
+
+def _unary_series(x0, xs, y0, kernel, layout=None):
     """The series of ``y = f(x)``, given ``y_0``, from a kernel that fills rows 1..K in place."""
-    order, n_dirs = xs.shape[:2]
-    shape = np.shape(x0)
-    x = _full(x0, xs, shape, _out_dtype(x0, xs, y0))
-    y = np.empty_like(x)
-    y.reshape((order + 1, n_dirs) + shape)[0] = y0
-    kernel(x, y)
-    return _unfull(y, order, n_dirs, shape)
+    if layout is None:
+        layout = _series_layout(xs.shape, np.shape(x0), _out_dtype(x0, xs, y0))
+    x = _filled(x0, xs, layout)
+    y = np.empty(layout[0], layout[2])
+    y[0] = y0
+    kernel(x.reshape(layout[1]), y.reshape(layout[1]))
+    return y[1:]
 
 
-def _binary_series(a0, as_, b0, bs, y0, kernel):
+def _binary_series(a0, as_, b0, bs, y0, kernel, layout=None):
     """The series of ``y = f(a, b)``, given ``y_0``, from a kernel filling rows 1..K in place."""
-    order, n_dirs = bs.shape[:2]
-    shape = np.shape(y0)
-    dtype = _out_dtype(a0, as_, b0, bs)
-    a, b = _full(a0, as_, shape, dtype), _full(b0, bs, shape, dtype)
-    y = np.empty_like(a)
-    y.reshape((order + 1, n_dirs) + shape)[0] = y0
-    kernel(a, b, y)
-    return _unfull(y, order, n_dirs, shape)
+    if layout is None:
+        layout = _series_layout(bs.shape, np.shape(y0), _out_dtype(a0, as_, b0, bs))
+    a, b = _filled(a0, as_, layout), _filled(b0, bs, layout)
+    y = np.empty(layout[0], layout[2])
+    y[0] = y0
+    kernel(a.reshape(layout[1]), b.reshape(layout[1]), y.reshape(layout[1]))
+    return y[1:]
+
+
+def _dtype(*layouts):
+    """The dtype :func:`_out_dtype` gives the primals and series of these layouts."""
+    return np.result_type(np.float64, *[layout[1] for layout in layouts],
+                          *[layout[3] for layout in layouts if layout[3] is not None])
+
+
+def _unary_plan(layouts, params):
+    """Layout of the full arrays of a unary series rule (operand, result)."""
+    x, y = layouts
+    return {"_layout": _series_layout(x[2], x[0], np.result_type(_dtype(x), y[1]))}
 
 
 def _unary_kernel_rule(name, primal_fn, kernel, domain=None):
     """Register the rule of ``y = f(x)`` whose series a kernel fills."""
-    def rule(primals, series):
+    def rule(primals, series, _layout=None):
         (x0,), (xs,) = primals, series
         if domain is not None:
             check_domain(name, x0, *domain)
         y0 = primal_fn(x0)
-        return y0, _unary_series(x0, xs, y0, kernel)
+        return y0, _unary_series(x0, xs, y0, kernel, _layout)
+    specialization(name)(_unary_plan)
     return register(name)(rule)
 
 
@@ -156,18 +203,18 @@ def neg_rule(primals, series):
 
 
 @register("mul")
-def mul_rule(primals, series):
+def mul_rule(primals, series, _layout=None):
     (a0, b0), (as_, bs) = primals, series
     y0 = a0 * b0
     if bs is None:
         return y0, as_ * b0
     if as_ is None:
         return y0, a0 * bs
-    return y0, _binary_series(a0, as_, b0, bs, y0, kernels.mul)
+    return y0, _binary_series(a0, as_, b0, bs, y0, kernels.mul, _layout)
 
 
 @register("div")
-def div_rule(primals, series):
+def div_rule(primals, series, _layout=None):
     (a0, b0), (as_, bs) = primals, series
     if bs is None:
         return a0 / b0, as_ / b0
@@ -175,7 +222,17 @@ def div_rule(primals, series):
     y0 = a0 / b0
     if as_ is None:
         as_ = np.zeros(bs.shape[:2] + (1,) * np.ndim(y0))
-    return y0, _binary_series(a0, as_, b0, bs, y0, kernels.div)
+    return y0, _binary_series(a0, as_, b0, bs, y0, kernels.div, _layout)
+
+
+@specialization("mul", "div")
+def _binary_plan(layouts, params):
+    """Layout of the full arrays of a product or quotient with a series on the right
+    (on the left only, the rule is a single numpy operation)."""
+    a, b, y = layouts
+    if b[2] is None:
+        return None
+    return {"_layout": _series_layout(b[2], y[0], _dtype(a, b))}
 
 
 def matmul_stack(a, b):
@@ -234,10 +291,7 @@ def matmul_rule(primals, series):
         bs = None if bs is None else bs[..., :, None]
     y0 = np.matmul(a0, b0)
     if _fused_matmul(a0, as_, b0, bs):
-        batch = a0.shape[:-2] or (1,)
-        ys = kernels.matmul_series(a0.reshape(batch + a0.shape[-2:]), as_.reshape(as_.shape[:2] + batch + a0.shape[-2:]),
-                                   b0.reshape(batch + b0.shape[-2:]), bs.reshape(bs.shape[:2] + batch + b0.shape[-2:]))
-        ys = ys.reshape(ys.shape[:2] + y0.shape)
+        ys = kernels.matmul_series(a0, as_, b0, bs)
     else:
         ys = matmul_series_numpy(a0, as_, b0, bs, y0.ndim)
     return _unvector(y0, ys, a_vector, b_vector)
@@ -258,13 +312,12 @@ def matmul_series_numpy(a0, as_, b0, bs, ndim):
 
 
 def _fused_matmul(a0, as_, b0, bs):
-    """Whether :func:`kernels.matmul_series` computes the product: few series
-    (``_config.COMPILED_MATMUL_MAX_SERIES``), real primals of 2 or 3 axes with the
-    same batch (no broadcasting), series on both sides with the primals' shapes and
-    one dtype."""
-    return (as_ is not None and bs is not None and as_.shape[0] * as_.shape[1] <= COMPILED_MATMUL_MAX_SERIES
-            and a0.ndim == b0.ndim and a0.ndim in (2, 3)
-            and a0.shape[:-2] == b0.shape[:-2] and a0.dtype == b0.dtype == np.float64
+    """Whether :func:`kernels.matmul_series` computes the product: orders up to
+    ``_config.COMPILED_MATMUL_MAX_ORDER`` (whatever the directions), real matrices
+    (stacks, such as the attention's heads, go to numpy's batched products: faster at
+    many directions), series on both sides with the primals' shapes and one dtype."""
+    return (as_ is not None and bs is not None and as_.shape[0] <= COMPILED_MATMUL_MAX_ORDER
+            and a0.ndim == b0.ndim == 2 and a0.dtype == b0.dtype == np.float64
             and as_.dtype == bs.dtype and as_.dtype in (np.float64, np.complex128)
             and as_.shape[2:] == a0.shape and bs.shape[2:] == b0.shape and as_.shape[:2] == bs.shape[:2])
 
@@ -304,13 +357,16 @@ _unary_kernel_rule("log", np.log, kernels.log,
 
 
 @register("pow")
-def pow_rule(primals, series, exponent):
+def pow_rule(primals, series, exponent, _layout=None):
     """``x^a`` for a real, non-integer ``a`` (integer powers are products)."""
     (x0,), (xs,) = primals, series
     check_domain(f"x**{exponent}", x0, positive, off_branch_cut,
                   "a real power needs x_0 > 0")
     y0 = np.power(x0, exponent)
-    return y0, _unary_series(x0, xs, y0, lambda x, y: kernels.power(x, float(exponent), y))
+    return y0, _unary_series(x0, xs, y0, lambda x, y: kernels.power(x, float(exponent), y), _layout)
+
+
+specialization("pow")(_unary_plan)
 
 
 def _tanh_kernel(x, y):

@@ -14,7 +14,7 @@ import numbers
 
 import numpy as np
 
-from .rules import register
+from .rules import register, specialization
 
 # ----------------------------------------------------------------------------
 # structural (linear) primitives: the same map on c_0 and on every c_r,
@@ -63,11 +63,22 @@ def _shift(axes, lead):
 
 
 @register("sum")
-def sum_rule(primals, series, axis=None, keepdims=False):
-    """Sum over ``axis``: of ``c_0`` and of every ``c_r`` (axes resolved once)."""
+def sum_rule(primals, series, axis=None, keepdims=False, _axes=None):
+    """Sum over ``axis``: of ``c_0`` and of every ``c_r`` (axes resolved once, or
+    given resolved as ``_axes``, for the primal and for the series)."""
     (x0,), (xs,) = primals, series
-    axes = normalise_axes(axis, x0.ndim)
-    return x0.sum(axis=axes, keepdims=keepdims), xs.sum(axis=_shift(axes, 2), keepdims=keepdims)
+    axes, series_axes = _axes or _sum_axes(axis, x0.ndim)
+    return x0.sum(axis=axes, keepdims=keepdims), xs.sum(axis=series_axes, keepdims=keepdims)
+
+
+def _sum_axes(axis, ndim):
+    axes = normalise_axes(axis, ndim)
+    return axes, _shift(axes, 2)
+
+
+@specialization("sum")
+def _sum_plan(layouts, params):
+    return {"_axes": _sum_axes(params.get("axis"), len(layouts[0][0]))}
 
 
 @structural("reshape")
@@ -77,11 +88,22 @@ def reshape_map(x, lead, shape):
 
 
 @register("transpose")
-def transpose_rule(primals, series, axes=None):
-    """Axes permuted (reversed by default): of ``c_0``, and of the series after its (K, M) axes."""
+def transpose_rule(primals, series, axes=None, _axes=None):
+    """Axes permuted (reversed by default): of ``c_0``, and of the series after its (K, M)
+    axes (or both given resolved as ``_axes``)."""
     (x0,), (xs,) = primals, series
-    axes = tuple(reversed(range(x0.ndim))) if axes is None else normalise_axes(axes, x0.ndim)
-    return x0.transpose(axes), xs.transpose((0, 1) + _shift(axes, 2))
+    axes, series_axes = _axes or _transpose_axes(axes, x0.ndim)
+    return x0.transpose(axes), xs.transpose(series_axes)
+
+
+def _transpose_axes(axes, ndim):
+    axes = tuple(reversed(range(ndim))) if axes is None else normalise_axes(axes, ndim)
+    return axes, (0, 1) + _shift(axes, 2)
+
+
+@specialization("transpose")
+def _transpose_plan(layouts, params):
+    return {"_axes": _transpose_axes(params.get("axes"), len(layouts[0][0]))}
 
 
 @structural("concatenate", n_ary=True)

@@ -218,3 +218,32 @@ def test_random_small_models_replay_to_the_bit(paper, n_layer, heads_and_width, 
         replayed = _train(monkeypatch, model, init, docs, weights, replay=True)
         assert Spy.made[0].stats["replayed"] > 0
     _assert_identical(replayed, eager)
+
+
+def test_a_plan_runs_the_specialized_rules(monkeypatch, gpt):
+    """Every rule with a specialization is bound to its recorded layouts in a plan of the
+    paper model's step (and the plan still replays to the bit: the tests above)."""
+    from taylorsketch.rules import SPECIALIZED
+    model, init, docs = gpt
+    _train(monkeypatch, model, init, docs, _weights(len(docs), 3, 2, True), replay=True)
+    plans = Spy.made[0].plans.values()
+    bound = {entry[1].func.__name__ for p in plans for entry in p.program if hasattr(entry[1], "func")}
+    assert {"mul_rule", "div_rule", "pow_rule", "sum_rule", "transpose_rule", "rule"} <= bound
+    assert {"mul", "div", "pow", "sum", "transpose", "exp", "erf"} <= set(SPECIALIZED)
+
+
+@given(st.sampled_from(["mul", "div"]), st.sampled_from([((3, 4), (3, 1)), ((1, 4), (3, 4)), ((), (2,)), ((2, 3), ())]),
+       st.booleans(), st.booleans(), st.integers(1, 4), st.integers(1, 3))
+@settings(max_examples=30, deadline=None)
+def test_a_specialized_binary_rule_is_the_rule_to_the_bit(name, shapes, complex_a, complex_b, order, n_dirs):
+    from taylorsketch.rules import RULES, SPECIALIZED
+    rng = np.random.default_rng(order * 10 + n_dirs)
+
+    def jet(shape, complex_):
+        series = rng.normal(size=(order, n_dirs) + (1,) * (2 - len(shape)) + shape)
+        return ts.Jet(rng.uniform(0.5, 2.0, (1,) * (2 - len(shape)) + shape), series + 1j * series if complex_ else series)
+    a, b = jet(shapes[0], complex_a), jet(shapes[1], complex_b)
+    y0, ys = RULES[name]((a.primal, b.primal), (a.series, b.series))
+    extra = SPECIALIZED[name]((plan.layout(a), plan.layout(b), plan.layout(ts.Jet(y0, ys))), {})
+    z0, zs = RULES[name]((a.primal, b.primal), (a.series, b.series), **extra)
+    assert np.array_equal(y0, z0) and np.array_equal(ys, zs) and ys.dtype == zs.dtype and ys.strides == zs.strides

@@ -28,11 +28,13 @@ difference from the package rule relative to the largest coefficient.  Useful
 flops per direction and order pair: a real-times-complex multiply-add (the pairs
 with a primal) counts 4, a complex one 8.
 
-    python benchmarks/bench_matmul.py            # ~4 minutes on one core
+    python benchmarks/bench_matmul.py            # ~1 minute on one core
+    python benchmarks/bench_matmul.py --write docs/performance.md
 
 Shape legend: K = order, M = directions, (n, k) @ (k, p) per order and direction.
 """
 
+import argparse
 import functools
 import os
 import sys
@@ -43,7 +45,7 @@ import numpy as np
 
 from taylorsketch import rules
 
-from _common import format_seconds, load_text, machine, median_seconds
+from _common import format_seconds, load_text, machine, median_seconds, publish
 
 SETTINGS = ((3, 1), (6, 1), (3, 64), (3, 500), (20, 4), (100, 12))
 
@@ -247,21 +249,28 @@ def row_text(row):
     return "| " + " | ".join(cells) + " |"
 
 
+SECTION = "## Matrix products (benchmarks/bench_matmul.py)"
+
+
 def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--write", metavar="PATH", help="write the table as a section of PATH (docs/performance.md)")
+    args = parser.parse_args()
     start = time.perf_counter()
     load_before = os.getloadavg()[0]
     rows = measure()
-    print(f"Run on {machine()}.")
-    print(load_text(load_before, os.getloadavg()[0], time.perf_counter() - start))
-    print("Real primals, complex series; one call of each rule; speed-up = package rule time / candidate time (below 1: the package rule is faster). "
-          "Peak: numpy allocations of one call (package / numpy / one block / blocks), MiB. Difference: "
-          "max |candidate - package| / max |coefficient|.")
-    print()
-    print("| product | K | M | package rule | GFLOP/s | numpy formulation | speed-up | Toeplitz, one block "
-          "| speed-up | Toeplitz, blocks (+50 % memory) | speed-up | peak MiB | difference |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
-    for row in rows:
-        print(row_text(row))
+    lines = [SECTION, "", f"Run on {machine()}.",
+             load_text(load_before, os.getloadavg()[0], time.perf_counter() - start),
+             "Real primals, complex series; one call of each rule; speed-up = package rule time / candidate "
+             "time (below 1: the package rule is faster). Peak: numpy allocations of one call (package / "
+             "numpy / one block / blocks), MiB (the compiled kernel's own work arrays are not traced). "
+             "Difference: max |candidate - package| / max |coefficient|.",
+             "",
+             "| product | K | M | package rule | GFLOP/s | numpy formulation | speed-up | Toeplitz, one block "
+             "| speed-up | Toeplitz, blocks (+50 % memory) | speed-up | peak MiB | difference |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
+    lines += [row_text(row) for row in rows]
+    publish("\n".join(lines), args.write, SECTION)
 
 
 if __name__ == "__main__":

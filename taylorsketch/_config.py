@@ -31,14 +31,17 @@ PARALLEL_MIN_COEFFICIENTS = 1 << 21
 # directions in separate processes instead (``precompute(..., workers=2)``).
 BLAS_THREADS = 1
 
-# The jet matrix product runs its GEMMs in one compiled kernel
+# The jet matrix product of two matrices runs its GEMMs in one compiled kernel
 # (``kernels.matmul_series``) up to this order, for any number of directions:
 # the choice depends on the order alone, so that a direction's series never
-# depends on how many directions share its run.  Measured on the products of
-# the paper MicroGPT's training steps, against the numpy formulation
-# (``rules.matmul_series_numpy``), the products' total time: 2.1 times as fast
-# at (order, directions) = (6, 1), 1.4 at (12, 1), 1.04 at (6, 8), 1.06 at
-# (3, 500), but 0.87 at (3, 64); order 20 was 0.7-1.05 in isolation.
+# depends on how many directions share its run.  Against the numpy formulation
+# (``rules.matmul_series_numpy``) on the paper MicroGPT's products
+# (benchmarks/bench_matmul.py): 1.4-3.3 times as fast at one direction (orders
+# 3 and 6), 1.05-2.1 times at (order, directions) = (3, 500), 0.89-1.23 times
+# at (3, 64).  At order 20 the kernel was 0.7-1.2 times the numpy formulation
+# in isolated timings, within the machine's noise (the benchmark's order-20 and
+# -100 rows run the same numpy code in both columns and still differ by up to
+# 1.5 times), so it stops at 12, which covers the sketch's orders.
 COMPILED_MATMUL_MAX_ORDER = 12
 
 # Coefficients per lifted array in one slice of the MultiJet optimiser step

@@ -1,11 +1,13 @@
 """Numba kernels on plain coefficient arrays (tier 1: no classes, no Jets).
 
-Two array layouts, one per section of this file:
+Three array layouts, one per section of this file:
 
-* the *series kernels* (everything but the last) work on full coefficient
+* the *series kernels* (the first section) work on full coefficient
   arrays of shape ``(K+1, L)``: row ``r`` holds the coefficients ``c_r`` of
   ``L`` independent scalar series, and row 0 holds the primal (repeated for
   every direction that shares it);
+* the *matrix product's kernel* :func:`matmul_series` takes the two primals
+  ``(n, k)``, ``(k, p)`` and the series ``(K, M, n, k)``, ``(K, M, k, p)``;
 * the *optimiser kernel* :func:`adam_update` works on a Jet's own storage,
   the primal ``(P,)`` once beside the series ``(K, M, P)``, because the
   optimiser state is the largest array of a jet run and is updated in place

@@ -38,8 +38,9 @@ BLAS_THREADS = 1
 # (``rules.matmul_series_numpy``) on the paper MicroGPT's products
 # (benchmarks/bench_matmul.py, two runs): 1.1-3.4 times as fast at one direction
 # (orders 3 and 6), 1.05-2.1 times at (order, directions) = (3, 500), 0.58-1.96
-# times at (3, 64), where the 16 x 16 weights' products were slower in both runs.  At order 20 the kernel was 0.7-1.2 times the numpy formulation
-# in isolated timings, within the machine's noise (the benchmark's order-20 and
+# times at (3, 64), where the 16 x 16 weights' products were slower in both
+# runs.  At order 20 the kernel was 0.7-1.2 times the numpy formulation in
+# isolated timings, within the machine's noise (the benchmark's order-20 and
 # -100 rows run the same numpy code in both columns and still differ by up to
 # 1.5 times), so it stops at 12, which covers the sketch's orders.
 COMPILED_MATMUL_MAX_ORDER = 12

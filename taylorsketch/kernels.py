@@ -205,8 +205,8 @@ def compose(x, derivatives, out):
 
 
 # ----------------------------------------------------------------------------
-# the matrix product's series: primals (Z, n, k), (Z, k, p) beside series
-# (K, M, Z, n, k), (K, M, Z, k, p); every product is a BLAS call (np.dot)
+# the matrix product's series: primals (n, k), (k, p) beside series
+# (K, M, n, k), (K, M, k, p); every product is a BLAS call (np.dot)
 
 
 def real_times(a, b):

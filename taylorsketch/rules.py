@@ -62,19 +62,6 @@ def specialization(*names):
 # helpers: full coefficient arrays for the kernels
 
 
-def _full(x0, xs, shape, dtype):
-    """Stack ``c_0`` (repeated per direction) over ``c_1..c_K``: ``(K+1, M*N)`` contiguous."""
-    order, n_dirs = xs.shape[:2]
-    full = np.empty((order + 1, n_dirs) + shape, dtype=dtype)
-    full[0] = x0
-    full[1:] = xs
-    return full.reshape(order + 1, -1)
-
-
-def _unfull(full, order, n_dirs, shape):
-    return full[1:].reshape((order, n_dirs) + shape)
-
-
 def _out_dtype(*arrays):
     return np.result_type(np.float64, *[a for a in arrays if a is not None])
 
@@ -110,7 +97,8 @@ def _series_layout(series_shape, shape, dtype):
 
 
 def _filled(x0, xs, layout):
-    """:func:`_full` for a known layout: ``c_0`` (every direction) over ``c_1..c_K``."""
+    """The full coefficient array of a :func:`_series_layout`: ``c_0`` (repeated for
+    every direction) over ``c_1..c_K``, contiguous, ``(K+1, M, *shape)``."""
     full = np.empty(layout[0], layout[2])
     full[0] = x0
     full[1:] = xs
@@ -412,10 +400,10 @@ def compose_rule(primals, series, derivatives):
     order, n_dirs = xs.shape[:2]
     shape = np.shape(x0)
     derivatives = np.broadcast_to(np.asarray(derivatives), (order + 1,) + shape)
-    dtype = _out_dtype(x0, xs, derivatives)
-    x = _full(x0, xs, shape, dtype)
-    d = np.empty_like(x)
-    d.reshape((order + 1, n_dirs) + shape)[:] = derivatives[:, None]
-    y = np.empty_like(x)
-    kernels.compose(x, d, y)
-    return derivatives[0].copy(), _unfull(y, order, n_dirs, shape)
+    layout = _series_layout(xs.shape, shape, _out_dtype(x0, xs, derivatives))
+    x = _filled(x0, xs, layout)
+    d = np.empty(layout[0], layout[2])
+    d[:] = derivatives[:, None]
+    y = np.empty(layout[0], layout[2])
+    kernels.compose(x.reshape(layout[1]), d.reshape(layout[1]), y.reshape(layout[1]))
+    return derivatives[0].copy(), y[1:]

@@ -13,6 +13,10 @@ same result to the bit (finite values):
   * *planar*: real and imaginary parts in separate float64 arrays;
   * *blocked*: the package's loops over blocks of 256 scalars (so that the
     rows of a block stay in cache at high order);
+* the series of ``erf`` (:func:`taylorsketch.kernels.erf`, which runs the
+  kernels it is made of block by block) against
+  * *whole arrays*: ``mul``, ``exp`` and ``ode`` each over the whole array, with
+    four temporaries of its size (the erf rule before this benchmark);
 * the Adam update (:func:`taylorsketch.kernels.adam_update`, which multiplies
   real factors into complex coefficients as two real products) against
   * *promoted*: the same loops with ``w * z`` as numba computes it, a complex
@@ -21,7 +25,8 @@ same result to the bit (finite values):
     parameter at once.
 
 Sizes: ``L = M x 128`` (the activation shape (8, 16) of the paper's MicroGPT) for
-the product; the paper's 4,192 parameters for Adam; (K, M) the rows of
+the product, ``L = M x 512`` (the MLP's hidden activations (8, 64)) for ``erf``;
+the paper's 4,192 parameters for Adam; (K, M) the rows of
 ``bench_train.py``.  Median of 7 calls after a warm-up.
 
     python benchmarks/bench_layout.py
@@ -205,6 +210,26 @@ def product_row(order, n_dirs, rng):
     return times, same
 
 
+def erf_whole(x, gauss0, out):
+    """The erf series by whole-array kernels (``gauss0`` unused: row 0 as before)."""
+    square = np.empty_like(x)
+    kernels.mul(x, x, square)
+    gauss = np.empty_like(x)
+    gauss[0] = np.exp(-square[0])
+    kernels.exp(-square, gauss)
+    kernels.ode(x, (2.0 / np.sqrt(np.pi)) * gauss, out)
+
+
+def erf_row(order, n_dirs, rng):
+    x = 0.5 * (rng.normal(size=(order + 1, n_dirs * 512)) + 1j * rng.normal(size=(order + 1, n_dirs * 512)))
+    x[0] = x[0].real
+    gauss0 = np.exp(-(x[0] * x[0]))
+    outs = {name: np.zeros_like(x) for name in ("package", "whole arrays")}
+    variants = {"package": kernels.erf, "whole arrays": erf_whole}
+    times = {name: median_call(fn, (x, gauss0, outs[name])) for name, fn in variants.items()}
+    return times, np.array_equal(outs["package"][1:], outs["whole arrays"][1:])
+
+
 def adam_state(order, n_dirs, rng):
     def series():
         return 0.01 * (rng.normal(size=(order, n_dirs, N_PARAMS)) + 1j * rng.normal(size=(order, n_dirs, N_PARAMS)))
@@ -247,6 +272,7 @@ def main():
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     rng = np.random.default_rng(0)
     products = [((k, m), product_row(k, m, rng)) for k, m in SIZES]
+    erfs = [((k, m), erf_row(k, m, rng)) for k, m in SIZES]
     adams = [((k, m), adam_row(k, m, rng)) for k, m in SIZES]
     text = "\n".join([
         SECTION, "",
@@ -254,6 +280,8 @@ def main():
         "speed-up over the package's kernel in brackets (above 1: the variant is faster).", "",
         "Cauchy product of two series of L = M x 128 complex scalars:", "",
         table("order, directions", products, ["package", "float view", "planar", "blocked"]), "",
+        "Series of erf of L = M x 512 complex scalars:", "",
+        table("order, directions", erfs, ["package", "whole arrays"]), "",
         f"Adam update of the paper's {N_PARAMS} parameters:", "",
         table("order, directions", adams, ["package", "promoted", "per parameter"]), ""])
     publish(text, args.write, SECTION)

@@ -365,13 +365,9 @@ _unary_kernel_rule("tanh", np.tanh, _tanh_kernel)
 
 
 def _erf_kernel(x, y):
-    """``erf' = (2/sqrt(pi)) exp(-x^2)``: build that jet, then the ODE recurrence."""
-    square = np.empty_like(x)
-    kernels.mul(x, x, square)
-    gauss = np.empty_like(x)
-    gauss[0] = np.exp(-square[0])
-    kernels.exp(-square, gauss)
-    kernels.ode(x, (2.0 / math.sqrt(math.pi)) * gauss, y)
+    """``erf' = (2/sqrt(pi)) exp(-x^2)``: that jet (its primal by numpy's ``exp``), then
+    the ODE recurrence, block by block (:func:`kernels.erf`)."""
+    kernels.erf(x, np.exp(-(x[0] * x[0])), y)
 
 
 _unary_kernel_rule("erf", scipy.special.erf, _erf_kernel)

@@ -302,3 +302,27 @@ def test_scale_is_the_product_to_the_bit(values):
         _scale_all(w, z, out)
         assert out.dtype == z.dtype                      # a real value stays real
         np.testing.assert_array_equal(out, w * z)        # numpy's product, as the kernels had it
+
+
+@pytest.mark.parametrize("size", [1, kernels.ERF_BLOCK - 1, kernels.ERF_BLOCK, 2 * kernels.ERF_BLOCK + 3])
+@pytest.mark.parametrize("dtype", [np.float64, np.complex128])
+@pytest.mark.parametrize("order", [1, 3, 6, 12])
+def test_erf_blocks_are_the_whole_array_kernels_to_the_bit(order, dtype, size):
+    """``kernels.erf`` against the composition of the whole-array kernels it blocks
+    (``mul``, ``exp``, ``ode``, as the erf rule computed before): equal to the bit,
+    across block edges.  (The erf rule itself is checked against finite differences
+    and exact series in test_functions.py.)"""
+    rng = np.random.default_rng(order * 1000 + size)
+    x = rng.uniform(-1.5, 1.5, (order + 1, size)).astype(dtype)
+    if dtype is np.complex128:
+        x[1:] += 1j * rng.uniform(-1.5, 1.5, (order, size))
+    square = np.empty_like(x)
+    kernels.mul(x, x, square)
+    gauss = np.empty_like(x)
+    gauss[0] = np.exp(-square[0])
+    kernels.exp(-square, gauss)
+    whole = np.zeros_like(x)
+    kernels.ode(x, (2.0 / np.sqrt(np.pi)) * gauss, whole)
+    blocked = np.zeros_like(x)
+    kernels.erf(x, np.exp(-(x[0] * x[0])), blocked)
+    assert np.array_equal(blocked[1:], whole[1:])

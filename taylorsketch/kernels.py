@@ -6,8 +6,9 @@ Three array layouts, one per section of this file:
   arrays of shape ``(K+1, L)``: row ``r`` holds the coefficients ``c_r`` of
   ``L`` independent scalar series, and row 0 holds the primal (repeated for
   every direction that shares it);
-* the *matrix product's kernel* :func:`matmul_series` takes the two primals
-  ``(n, k)``, ``(k, p)`` and the series ``(K, M, n, k)``, ``(K, M, k, p)``;
+* the *matrix product's kernel* :func:`matmul_series` takes stacks of the two
+  primals ``(Ba, n, k)``, ``(Bb, k, p)`` and their series ``(K, M, Ba, n, k)``,
+  ``(K, M, Bb, k, p)``;
 * the *optimiser kernel* :func:`adam_update` works on a Jet's own storage,
   the primal ``(P,)`` once beside the series ``(K, M, P)``, because the
   optimiser state is the largest array of a jet run and is updated in place
@@ -238,87 +239,157 @@ def compose(x, derivatives, out):
 
 
 # ----------------------------------------------------------------------------
-# the matrix product's series: primals (n, k), (k, p) beside series
-# (K, M, n, k), (K, M, k, p); every product is a BLAS call (np.dot)
+# the matrix product's series: stacks of primals (Ba, n, k), (Bb, k, p) beside
+# series (K, M, Ba, n, k), (K, M, Bb, k, p); loops in a fixed order, no BLAS
 
 
-def real_times(a, b):
-    """``a @ b`` for a real matrix ``a`` and a contiguous ``b``: a complex ``b`` as
-    one real GEMM on its interleaved (re, im) columns, half a complex GEMM's work."""
-    return a @ b
+def matmul_series(a0, as_, b0, bs, a_index=None, b_index=None):
+    """``c_1..c_K`` of ``A B`` for stacks of real matrices ``a0`` ``(Ba, n, k)`` and
+    ``b0`` ``(Bb, k, p)`` with series ``(K, M, Ba, n, k)`` and ``(K, M, Bb, k, p)``
+    (either may be ``None``, a constant; both real or both complex):
+    ``(A B)_r = A_r B_0 + A_0 B_r + sum_{i=1..r-1} A_i B_{r-i}``.
 
+    Product ``c`` of the result pairs matrix ``a_index[c]`` with ``b_index[c]`` (by
+    default ``c`` with ``c``), which is how broadcast stacks come in; the result is
+    contiguous, ``(K, M, len(a_index), n, p)``.  Each coefficient is one fixed sequence
+    of IEEE operations: the terms against the primals, then the cross terms by
+    increasing ``i``, each a sum over the inner index in order (no fused
+    multiply-adds: ``fastmath`` is off).  The sequence does not depend on the number
+    of directions, on an element's position, on the operands' memory layout, on the
+    machine's BLAS or on its vector width, so a direction's series is the same to
+    the bit alone, among others, or on another worker.  Operands may be any views.
 
-@overload(real_times)
-def _real_times(a, b):
-    if isinstance(b.dtype, numba.types.Complex):
-        return lambda a, b: np.dot(a, b.view(np.float64)).view(np.complex128)
-    return lambda a, b: np.dot(a, b)
-
-
-def times_real(a, b):
-    """``a @ b`` for a contiguous ``a`` and a real matrix ``b``: a complex ``a`` as one
-    real GEMM on its real rows stacked over its imaginary rows."""
-    return a @ b
-
-
-@overload(times_real)
-def _times_real(a, b):
-    if isinstance(a.dtype, numba.types.Complex):
-        def planar(a, b):
-            rows = a.shape[0]
-            parts = np.empty((2 * rows, a.shape[1]))
-            parts[:rows] = a.real
-            parts[rows:] = a.imag
-            y = np.dot(parts, b)
-            out = np.empty((rows, b.shape[1]), dtype=a.dtype)
-            for i in range(rows):
-                for q in range(b.shape[1]):
-                    out[i, q] = complex(y[i, q], y[rows + i, q])
-            return out
-        return planar
-    return lambda a, b: np.dot(a, b)
+    >>> import numpy as np
+    >>> a0, b0 = np.eye(2)[None], 2 * np.eye(2)[None]
+    >>> as_, bs = np.ones((1, 1, 1, 2, 2)), np.ones((1, 1, 1, 2, 2))
+    >>> matmul_series(a0, as_, b0, bs)[0, 0, 0]          # A_1 B_0 + A_0 B_1
+    array([[3., 3.],
+           [3., 3.]])
+    """
+    if a_index is None:
+        a_index = b_index = np.arange(max(a0.shape[0], b0.shape[0]))
+    series = as_ if as_ is not None else bs
+    order, n_dirs = series.shape[:2]
+    empty = np.zeros((0,) * 5, dtype=series.dtype)
+    args = (a0, empty if as_ is None else as_, as_ is not None,
+            b0, empty if bs is None else bs, bs is not None,
+            np.asarray(a_index, dtype=np.int64), np.asarray(b_index, dtype=np.int64), order, n_dirs)
+    if np.iscomplexobj(series):
+        return _matmul_series_complex(*args)
+    return _matmul_series_real(*args)
 
 
 @njit
-def matmul_series(a0, as_, b0, bs):
-    """``c_1..c_K`` of ``A B`` for real matrices ``a0`` ``(n, k)``, ``b0`` ``(k, p)`` and
-    series ``(K, M, n, k)``, ``(K, M, k, p)``:
-    ``(A B)_r = A_r B_0 + A_0 B_r + sum_{i=1..r-1} A_i B_{r-i}``.
+def _padded_primals(a0, b0):
+    """``a0`` with a zero row ``n`` in each matrix (rows go in pairs) and ``b0``, both contiguous."""
+    stack, n, k = a0.shape
+    a0p = np.zeros((stack, n + 1, k))
+    a0p[:, :n] = a0
+    return a0p, np.ascontiguousarray(b0)
 
-    Per direction: the terms against the primals as one GEMM each, the orders
-    folded into its rows (``A_r B_0``) or columns (``A_0 B_r``); then for each order
-    ``r`` the cross terms as one GEMM of ``A_1..A_{r-1}`` side by side against
-    ``B_{r-1}..B_1`` stacked.  Every GEMM has the same shape whatever the number of
-    directions, so a direction's series does not depend on the directions beside
-    it, to the bit (BLAS may round an element of a product differently with its
-    position in a larger one).  Operands may be any views; the work arrays are one
-    direction's; the result is contiguous, ``(K, M, n, p)``.
-    """
-    order, n_dirs, n, k = as_.shape
-    p = b0.shape[1]
-    out = np.empty((order, n_dirs, n, p), dtype=bs.dtype)
-    a_rows = np.empty((order, n, k), dtype=as_.dtype)      # A_1..A_K stacked
-    b_cols = np.empty((k, order, p), dtype=bs.dtype)       # B_1..B_K side by side
-    a_cat = np.empty((order * k, n), dtype=as_.dtype)      # A_i^T stacked, i = 1..K
-    b_flip = np.empty((order * k, p), dtype=bs.dtype)      # B_j stacked, j = K..1
-    a0, b0 = np.ascontiguousarray(a0), np.ascontiguousarray(b0)
+
+@njit
+def _matmul_series_real(a0, as_, has_a, b0, bs, has_b, a_index, b_index, order, n_dirs):
+    n, k, p = a0.shape[1], a0.shape[2], b0.shape[2]
+    out = np.empty((order, n_dirs, a_index.shape[0], n, p))
+    a0p, b0c = _padded_primals(a0, b0)
+    a = np.zeros((order, n + 1, k))          # one matrix's A_1..A_K, row n zero
+    b = np.empty((order, k, p))              # and its B_1..B_K, contiguous
+    acc = np.empty((2, p))                   # the rows i and i + 1 of one output order
     for d in range(n_dirs):
-        a_rows[:] = as_[:, d]
-        for c in range(k):
-            b_cols[c] = bs[:, d, c]
-        left = times_real(a_rows.reshape((order * n, k)), b0).reshape((order, n, p))
-        right = real_times(a0, b_cols.reshape((k, order * p))).reshape((n, order, p))
-        for r in range(order):
-            for i in range(n):
-                for q in range(p):
-                    out[r, d, i, q] = left[r, i, q] + right[i, r, q]
-        if order < 2:
-            continue
-        for i in range(order):
-            a_cat[i * k:(i + 1) * k] = as_[i, d].T
-            b_flip[(order - 1 - i) * k:(order - i) * k] = bs[i, d]
-        for r in range(2, order + 1):
-            out[r - 1, d] += np.dot(a_cat[:(r - 1) * k].T, b_flip[(order - r + 1) * k:])
+        for c in range(a_index.shape[0]):
+            ha, hb = a_index[c], b_index[c]
+            if has_a:
+                a[:, :n] = as_[:, d, ha]
+            if has_b:
+                b[:] = bs[:, d, hb]
+            for r in range(order):
+                for i in range(0, n, 2):
+                    acc[:] = 0.0
+                    if has_a:
+                        for l in range(k):                      # A_r B_0
+                            x0, x1 = a[r, i, l], a[r, i + 1, l]
+                            for j in range(p):
+                                acc[0, j] += x0 * b0c[hb, l, j]
+                                acc[1, j] += x1 * b0c[hb, l, j]
+                    if has_b:
+                        for l in range(k):                      # A_0 B_r
+                            x0, x1 = a0p[ha, i, l], a0p[ha, i + 1, l]
+                            for j in range(p):
+                                acc[0, j] += x0 * b[r, l, j]
+                                acc[1, j] += x1 * b[r, l, j]
+                    if has_a and has_b:
+                        for s in range(r):                      # A_(s+1) B_(r-s)
+                            t = r - 1 - s
+                            for l in range(k):
+                                x0, x1 = a[s, i, l], a[s, i + 1, l]
+                                for j in range(p):
+                                    acc[0, j] += x0 * b[t, l, j]
+                                    acc[1, j] += x1 * b[t, l, j]
+                    for q in range(min(2, n - i)):
+                        for j in range(p):
+                            out[r, d, c, i + q, j] = acc[q, j]
+    return out
+
+
+@njit
+def _matmul_series_complex(a0, as_, has_a, b0, bs, has_b, a_index, b_index, order, n_dirs):
+    n, k, p = a0.shape[1], a0.shape[2], b0.shape[2]
+    out = np.empty((order, n_dirs, a_index.shape[0], n, p), dtype=np.complex128)
+    a0p, b0c = _padded_primals(a0, b0)
+    ar, ai = np.zeros((order, n + 1, k)), np.zeros((order, n + 1, k))   # planar, row n zero
+    br, bi = np.empty((order, k, p)), np.empty((order, k, p))
+    acc = np.empty((4, p))                   # re and im of the rows i and i + 1
+    for d in range(n_dirs):
+        for c in range(a_index.shape[0]):
+            ha, hb = a_index[c], b_index[c]
+            for r in range(order):
+                if has_a:
+                    for i in range(n):
+                        for l in range(k):
+                            z = as_[r, d, ha, i, l]
+                            ar[r, i, l], ai[r, i, l] = z.real, z.imag
+                if has_b:
+                    for l in range(k):
+                        for j in range(p):
+                            z = bs[r, d, hb, l, j]
+                            br[r, l, j], bi[r, l, j] = z.real, z.imag
+            for r in range(order):
+                for i in range(0, n, 2):
+                    acc[:] = 0.0
+                    if has_a:
+                        for l in range(k):                      # A_r B_0
+                            x0, y0, x1, y1 = ar[r, i, l], ai[r, i, l], ar[r, i + 1, l], ai[r, i + 1, l]
+                            for j in range(p):
+                                w = b0c[hb, l, j]
+                                acc[0, j] += x0 * w
+                                acc[1, j] += y0 * w
+                                acc[2, j] += x1 * w
+                                acc[3, j] += y1 * w
+                    if has_b:
+                        for l in range(k):                      # A_0 B_r
+                            x0, x1 = a0p[ha, i, l], a0p[ha, i + 1, l]
+                            for j in range(p):
+                                u, v = br[r, l, j], bi[r, l, j]
+                                acc[0, j] += x0 * u
+                                acc[1, j] += x0 * v
+                                acc[2, j] += x1 * u
+                                acc[3, j] += x1 * v
+                    if has_a and has_b:
+                        for s in range(r):                      # A_(s+1) B_(r-s)
+                            t = r - 1 - s
+                            for l in range(k):
+                                x0, y0 = ar[s, i, l], ai[s, i, l]
+                                x1, y1 = ar[s, i + 1, l], ai[s, i + 1, l]
+                                for j in range(p):
+                                    u, v = br[t, l, j], bi[t, l, j]
+                                    acc[0, j] += x0 * u - y0 * v
+                                    acc[1, j] += x0 * v + y0 * u
+                                    acc[2, j] += x1 * u - y1 * v
+                                    acc[3, j] += x1 * v + y1 * u
+                    for q in range(min(2, n - i)):
+                        for j in range(p):
+                            out[r, d, c, i + q, j] = complex(acc[2 * q, j], acc[2 * q + 1, j])
     return out
 
 

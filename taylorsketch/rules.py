@@ -264,11 +264,11 @@ def expand_series(xs, ndim):
 
 @register("matmul")
 def matmul_rule(primals, series):
-    """``(A B)_r = sum_{i+j=r} A_i B_j``: two GEMMs against the primals, then the
-    cross terms ``i, j >= 1`` as one batched product per order r, by laying
-    ``A_1..A_{r-1}`` side by side against ``B_{r-1}..B_1`` stacked.  The products
-    of a training step (both operands jets, equal batch axes) run these GEMMs in
-    one compiled kernel (:func:`kernels.matmul_series`); the rest in numpy."""
+    """``(A B)_r = sum_{i+j=r} A_i B_j``.  Up to ``_config.COMPILED_MATMUL_MAX_ORDER``
+    one compiled kernel (:func:`kernels.matmul_series`) computes every product of real
+    matrices, stacks and constants included, in a fixed order of operations, so that
+    a direction's series is the same to the bit whatever directions share its run;
+    above that order, numpy's GEMMs (:func:`matmul_series_numpy`)."""
     (a0, b0), (as_, bs) = primals, series
     a_vector, b_vector = a0.ndim == 1, b0.ndim == 1
     if a_vector:
@@ -279,7 +279,7 @@ def matmul_rule(primals, series):
         bs = None if bs is None else bs[..., :, None]
     y0 = np.matmul(a0, b0)
     if _fused_matmul(a0, as_, b0, bs):
-        ys = kernels.matmul_series(a0, as_, b0, bs)
+        ys = _kernel_matmul(a0, as_, b0, bs)
     else:
         ys = matmul_series_numpy(a0, as_, b0, bs, y0.ndim)
     return _unvector(y0, ys, a_vector, b_vector)
@@ -301,13 +301,33 @@ def matmul_series_numpy(a0, as_, b0, bs, ndim):
 
 def _fused_matmul(a0, as_, b0, bs):
     """Whether :func:`kernels.matmul_series` computes the product: orders up to
-    ``_config.COMPILED_MATMUL_MAX_ORDER`` (whatever the directions), real matrices
-    (stacks, such as the attention's heads, go to numpy's batched products: faster at
-    many directions), series on both sides with the primals' shapes and one dtype."""
-    return (as_ is not None and bs is not None and as_.shape[0] <= COMPILED_MATMUL_MAX_ORDER
-            and a0.ndim == b0.ndim == 2 and a0.dtype == b0.dtype == np.float64
-            and as_.dtype == bs.dtype and as_.dtype in (np.float64, np.complex128)
-            and as_.shape[2:] == a0.shape and bs.shape[2:] == b0.shape and as_.shape[:2] == bs.shape[:2])
+    ``_config.COMPILED_MATMUL_MAX_ORDER`` (whatever the directions), non-empty real
+    primals, non-empty float64 or complex128 series with their primals' shapes and, where both
+    operands have series, the same orders and directions."""
+    present = [s for s in (as_, bs) if s is not None]
+    return (present[0].shape[0] <= COMPILED_MATMUL_MAX_ORDER
+            and a0.dtype == b0.dtype == np.float64 and a0.size > 0 and b0.size > 0
+            and all(s.size > 0 and s.dtype in (np.float64, np.complex128) for s in present)
+            and (as_ is None or as_.shape[2:] == a0.shape) and (bs is None or bs.shape[2:] == b0.shape)
+            and (len(present) == 1 or as_.shape[:2] == bs.shape[:2]))
+
+
+def _kernel_matmul(a0, as_, b0, bs):
+    """The series of ``A B`` by :func:`kernels.matmul_series`: the batch axes of each
+    operand merged into one stack, broadcast ones paired by index, never copied."""
+    batch = np.broadcast_shapes(a0.shape[:-2], b0.shape[:-2])
+
+    def stack(x0, xs):
+        shape, rows, cols = x0.shape[:-2], x0.shape[-2], x0.shape[-1]
+        index = np.arange(math.prod(shape)).reshape((1,) * (len(batch) - len(shape)) + shape)
+        x0 = x0.reshape((-1, rows, cols))
+        xs = None if xs is None else xs.reshape(xs.shape[:2] + (-1, rows, cols))
+        return x0, xs, np.broadcast_to(index, batch).ravel()
+    (a0, as_, a_index), (b0, bs, b_index) = stack(a0, as_), stack(b0, bs)
+    if as_ is not None and bs is not None and as_.dtype != bs.dtype:
+        as_, bs = as_.astype(np.complex128), bs.astype(np.complex128)
+    ys = kernels.matmul_series(a0, as_, b0, bs, a_index, b_index)
+    return ys.reshape(ys.shape[:2] + batch + ys.shape[-2:])
 
 
 def _unvector(y0, ys, a_vector, b_vector):

@@ -2,9 +2,10 @@
 formulation and against block-Toeplitz GEMMs.
 
 Up to order ``_config.COMPILED_MATMUL_MAX_ORDER`` (12) the package's ``matmul``
-rule runs its GEMMs in one compiled kernel, one direction at a time
-(``kernels.matmul_series``); above it, and as the first candidate here, by numpy
-calls (``rules.matmul_series_numpy``): two GEMMs against the primals (the stack of
+rule runs one compiled kernel of loops in a fixed order, without BLAS
+(``kernels.matmul_series``: a direction's series the same to the bit alone or
+among others); above it, and as the first candidate here, by numpy calls
+(``rules.matmul_series_numpy``): two GEMMs against the primals (the stack of
 orders and directions folded into the rows; a real primal times a complex series
 at half the cost of a complex GEMM) and one batched product per order r for the
 cross terms.  The other candidates (idea (a) of issue 11) compute every order
@@ -13,11 +14,13 @@ Toeplitz matrix of the smaller operand, in one block of orders or in blocks
 bounded to +50 % of the memory of the three series.
 For the paper MicroGPT's products
 
-    x @ W.T     activations (8, 16) times the weights (16, 16) and (64, 16), transposed
-                views into one flat parameter jet, as training has them
+    x @ W.T     activations (8, 16) times the weights (16, 16), (64, 16) and the
+                output layer's (27, 16), transposed views into one flat parameter
+                jet, as training has them
     h @ W.T     the MLP's hidden (8, 64) times its output weight (16, 64), the same
     dy.T @ x    the weight gradient of the (64, 16) layer: (64, 8) @ (8, 16)
     q @ k^T     attention, 4 heads: (4, 8, 4) @ (4, 4, 8), a transposed view
+    att @ v     attention, 4 heads: (4, 8, 8) @ (4, 8, 4)
 
 with a real primal and complex series on both operands (as in the sketch), at
 (order, directions) = (3, 1), (6, 1), (3, 64), (3, 500), (20, 4), (100, 12), it
@@ -179,7 +182,9 @@ CASES = {
     "x @ W.T, W 64x16": ((8, 16), (16, 64), True, False),
     "h @ W.T, W 16x64": ((8, 64), (64, 16), True, False),
     "dy.T @ x, (64,8)@(8,16)": ((64, 8), (8, 16), False, True),
+    "x @ W.T, W 27x16": ((8, 16), (16, 27), True, False),
     "q @ k^T, (4,8,4)@(4,4,8)": ((4, 8, 4), (4, 4, 8), True, False),
+    "att @ v, (4,8,8)@(4,8,4)": ((4, 8, 8), (4, 8, 4), False, False),
 }
 
 
@@ -204,7 +209,7 @@ def peak_bytes(rule, primals, series_):
 
 
 def numpy_rule(primals, series_):
-    """The rule's numpy formulation (the package rule before the compiled kernel)."""
+    """The rule's numpy formulation (the package rule above order 12)."""
     (a0, b0), (as_, bs) = primals, series_
     y0 = np.matmul(a0, b0)
     return y0, rules.matmul_series_numpy(a0, as_, b0, bs, y0.ndim)

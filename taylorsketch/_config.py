@@ -31,18 +31,14 @@ PARALLEL_MIN_COEFFICIENTS = 1 << 21
 # directions in separate processes instead (``precompute(..., workers=2)``).
 BLAS_THREADS = 1
 
-# The jet matrix product of two matrices runs its GEMMs in one compiled kernel
-# (``kernels.matmul_series``) up to this order, for any number of directions:
-# the choice depends on the order alone, so that a direction's series never
-# depends on how many directions share its run.  Against the numpy formulation
-# (``rules.matmul_series_numpy``) on the paper MicroGPT's products
-# (benchmarks/bench_matmul.py, two runs): 1.1-3.4 times as fast at one direction
-# (orders 3 and 6), 1.05-2.1 times at (order, directions) = (3, 500), 0.58-1.96
-# times at (3, 64), where the 16 x 16 weights' products were slower in both
-# runs.  At order 20 the kernel was 0.7-1.2 times the numpy formulation in
-# isolated timings, within the machine's noise (the benchmark's order-20 and
-# -100 rows run the same numpy code in both columns and still differ by up to
-# 1.5 times), so it stops at 12, which covers the sketch's orders.
+# The jet matrix product runs in one compiled kernel (``kernels.matmul_series``,
+# loops in a fixed order, no BLAS) up to this order, for any number of
+# directions and every layout (matrices, the attention's stacks, broadcast
+# batches, constants): the choice depends on the order alone and the kernel's
+# rounding on nothing else, so a direction's series never depends on how many
+# directions share its run or on how its operands are laid out.  Above it the
+# numpy formulation (``rules.matmul_series_numpy``): its big cross-term GEMMs win
+# at high orders, and the order-100 figure needs them.
 COMPILED_MATMUL_MAX_ORDER = 12
 
 # Coefficients per lifted array in one slice of the MultiJet optimiser step

@@ -57,28 +57,52 @@ def _scale(w, z):
 
 @njit
 def mul(a, b, out):
-    """Cauchy product ``out_k = sum_{i=0..k} a_i b_{k-i}`` for every row k."""
-    n_rows, n = a.shape
-    for k in range(n_rows):
-        for l in range(n):
-            out[k, l] = a[0, l] * b[k, l]
-        for i in range(1, k + 1):
+    """Cauchy product ``out_k = sum_{i=0..k} a_i b_{k-i}`` for every row k (:func:`cauchy`
+    on the full arrays, row 0 the product of the primals)."""
+    for l in range(a.shape[1]):
+        out[0, l] = a[0, l] * b[0, l]
+    cauchy(a[0], a[1:][:, None, :], b[0], b[1:][:, None, :], out[1:][:, None, :])
+
+
+@njit
+def cauchy(a0, as_, b0, bs, out):
+    """Rows 1..K of the Cauchy product with the primals ``(N,)`` once beside the series
+    ``(K, M, N)``: ``out_k = a_0 b_k + sum_{i=1..k-1} a_i b_{k-i} + a_k b_0``, summed in that
+    order.  No full ``(K+1, M*N)`` copies, each direction's rows stay in cache."""
+    order, n_dirs, n = as_.shape
+    for d in range(n_dirs):
+        for k in range(order):
             for l in range(n):
-                out[k, l] += a[i, l] * b[k - i, l]
+                out[k, d, l] = a0[l] * bs[k, d, l]
+            for i in range(1, k + 1):
+                for l in range(n):
+                    out[k, d, l] += as_[i - 1, d, l] * bs[k - i, d, l]
+            for l in range(n):
+                out[k, d, l] += as_[k, d, l] * b0[l]
 
 
 @njit
 def div(a, b, out):
-    """Quotient ``y = a / b``: from ``y b = a``, ``y_k = (a_k - sum_{j=1..k} b_j y_{k-j}) / b_0``."""
-    n_rows, n = a.shape
-    for k in range(1, n_rows):
-        for l in range(n):
-            out[k, l] = a[k, l]
-        for j in range(1, k + 1):
+    """Quotient ``y = a / b``: from ``y b = a``, ``y_k = (a_k - sum_{j=1..k} b_j y_{k-j}) / b_0``
+    (:func:`quotient` on the full arrays; row 0, ``y_0``, is the caller's)."""
+    quotient(a[1:][:, None, :], b[0], b[1:][:, None, :], out[0], out[1:][:, None, :])
+
+
+@njit
+def quotient(as_, b0, bs, y0, out):
+    """Rows 1..K of ``y = a / b`` with the primals ``b_0``, ``y_0`` ``(N,)`` once beside the
+    series ``(K, M, N)``: ``y_k = (a_k - sum_{j=1..k} b_j y_{k-j}) / b_0``, summed in that order."""
+    order, n_dirs, n = as_.shape
+    for d in range(n_dirs):
+        for k in range(order):
             for l in range(n):
-                out[k, l] -= b[j, l] * out[k - j, l]
-        for l in range(n):
-            out[k, l] /= b[0, l]
+                out[k, d, l] = as_[k, d, l]
+            for j in range(1, k + 1):
+                for l in range(n):
+                    out[k, d, l] -= bs[j - 1, d, l] * out[k - j, d, l]
+            for l in range(n):
+                out[k, d, l] -= bs[k, d, l] * y0[l]
+                out[k, d, l] /= b0[l]
 
 
 @njit

@@ -198,6 +198,10 @@ def mul_rule(primals, series, _layout=None):
         return y0, as_ * b0
     if as_ is None:
         return y0, a0 * bs
+    if _same_layout(a0, as_, b0, bs):
+        out = np.empty_like(as_)
+        kernels.cauchy(*_flat(as_, a0, as_, b0, bs, out))
+        return y0, out
     return y0, _binary_series(a0, as_, b0, bs, y0, kernels.mul, _layout)
 
 
@@ -208,9 +212,32 @@ def div_rule(primals, series, _layout=None):
         return a0 / b0, as_ / b0
     check_domain("division", b0, nonzero, nonzero, "the divisor's primal is 0")
     y0 = a0 / b0
+    if as_ is not None and _same_layout(a0, as_, b0, bs):
+        out = np.empty_like(as_)
+        kernels.quotient(*_flat(as_, as_, b0, bs, y0, out))
+        return y0, out
     if as_ is None:
         as_ = np.zeros(bs.shape[:2] + (1,) * np.ndim(y0))
     return y0, _binary_series(a0, as_, b0, bs, y0, kernels.div, _layout)
+
+
+def _same_layout(a0, as_, b0, bs):
+    """Whether a product or quotient can run on its operands as they are (the primal
+    once beside contiguous series of one shape and dtype, :func:`kernels.cauchy`),
+    without the full coefficient arrays: no broadcasting, no casting."""
+    return (as_.shape == bs.shape and as_.shape[2:] == np.shape(a0) == np.shape(b0)
+            and as_.dtype == bs.dtype == np.result_type(np.float64, a0, b0, as_)
+            and as_.flags.c_contiguous and bs.flags.c_contiguous)
+
+
+def _flat(like, *arrays):
+    """Primals ``(N,)`` and series ``(K, M, N)`` of ``like``'s shape, in its dtype (a real
+    primal becomes complex as in a full coefficient array, so the values are those of
+    :func:`kernels.mul` and :func:`kernels.div` to the bit)."""
+    order, n_dirs = like.shape[:2]
+    size = math.prod(like.shape[2:])
+    return [np.asarray(x, dtype=like.dtype).reshape(size) if np.ndim(x) == like.ndim - 2
+            else x.reshape(order, n_dirs, size) for x in arrays]
 
 
 @specialization("mul", "div")

@@ -326,3 +326,29 @@ def test_erf_blocks_are_the_whole_array_kernels_to_the_bit(order, dtype, size):
     blocked = np.zeros_like(x)
     kernels.erf(x, np.exp(-(x[0] * x[0])), blocked)
     assert np.array_equal(blocked[1:], whole[1:])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.complex128])
+@pytest.mark.parametrize("order", [1, 2, 3, 6, 12])
+def test_primal_once_products_are_the_full_array_kernels_to_the_bit(order, dtype):
+    """The product and quotient rules on same-shaped contiguous series run
+    ``kernels.cauchy`` and ``kernels.quotient`` on the primal once beside the series;
+    they equal the full coefficient arrays' ``kernels.mul`` and ``kernels.div`` (the
+    rules' path for broadcast operands) to the bit, real primals beside complex series
+    included.  (The values themselves: ``test_mul``, ``test_div`` above.)"""
+    from taylorsketch import rules
+    rng = np.random.default_rng(order)
+    shape, n_dirs = (5, 3), 4
+    a0, b0 = rng.uniform(-2, 2, shape), rng.uniform(0.5, 2, shape)
+    as_, bs = (rng.uniform(-1, 1, (order, n_dirs) + shape).astype(dtype) for _ in range(2))
+    if dtype is np.complex128:
+        as_ += 1j * rng.uniform(-1, 1, as_.shape)
+        bs += 1j * rng.uniform(-1, 1, bs.shape)
+    assert rules._same_layout(a0, as_, b0, bs)
+    for name, kernel, y0 in (("mul", kernels.mul, a0 * b0), ("div", kernels.div, a0 / b0)):
+        primal, series = rules.RULES[name]((a0, b0), (as_, bs))
+        np.testing.assert_array_equal(primal, y0)
+        assert series.dtype == dtype
+        assert np.array_equal(series, rules._binary_series(a0, as_, b0, bs, y0, kernel))
+    assert not rules._same_layout(a0, as_, b0[:1], bs[..., :1, :])            # broadcast: full arrays
+    assert not rules._same_layout(a0, as_[:, :, ::-1], b0, bs)                # a view: full arrays

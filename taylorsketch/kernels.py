@@ -294,11 +294,11 @@ def matmul_series(a0, as_, b0, bs, a_index=None, b_index=None):
         a_index = b_index = np.arange(max(a0.shape[0], b0.shape[0]))
     series = as_ if as_ is not None else bs
     order, n_dirs = series.shape[:2]
-    empty = np.zeros((0,) * 5, dtype=series.dtype)
+    empty = series[:0, :0, :0, :0, :0]                 # stands for a constant's series
     args = (a0, empty if as_ is None else as_, as_ is not None,
             b0, empty if bs is None else bs, bs is not None,
             np.asarray(a_index, dtype=np.int64), np.asarray(b_index, dtype=np.int64), order, n_dirs)
-    if np.iscomplexobj(series):
+    if series.dtype.char == "D":
         return _matmul_series_complex(*args)
     return _matmul_series_real(*args)
 

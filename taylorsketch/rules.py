@@ -331,17 +331,30 @@ def _fused_matmul(a0, as_, b0, bs):
     ``_config.COMPILED_MATMUL_MAX_ORDER`` (whatever the directions), non-empty real
     primals, non-empty float64 or complex128 series with their primals' shapes and, where both
     operands have series, the same orders and directions."""
-    present = [s for s in (as_, bs) if s is not None]
-    return (present[0].shape[0] <= COMPILED_MATMUL_MAX_ORDER
-            and a0.dtype == b0.dtype == np.float64 and a0.size > 0 and b0.size > 0
-            and all(s.size > 0 and s.dtype in (np.float64, np.complex128) for s in present)
-            and (as_ is None or as_.shape[2:] == a0.shape) and (bs is None or bs.shape[2:] == b0.shape)
-            and (len(present) == 1 or as_.shape[:2] == bs.shape[:2]))
+    first = as_ if as_ is not None else bs
+    if (first.shape[0] > COMPILED_MATMUL_MAX_ORDER or a0.dtype.char != "d" or b0.dtype.char != "d"
+            or a0.size == 0 or b0.size == 0):
+        return False
+    if as_ is not None and (as_.shape[2:] != a0.shape or as_.dtype.char not in "dD" or as_.size == 0):
+        return False
+    if bs is not None and (bs.shape[2:] != b0.shape or bs.dtype.char not in "dD" or bs.size == 0):
+        return False
+    return as_ is None or bs is None or as_.shape[:2] == bs.shape[:2]
+
+
+_ONE_MATRIX = np.zeros(1, dtype=np.int64)      # the stack index of a lone matrix
+_ONE_MATRIX.flags.writeable = False
 
 
 def _kernel_matmul(a0, as_, b0, bs):
     """The series of ``A B`` by :func:`kernels.matmul_series`: the batch axes of each
     operand merged into one stack, broadcast ones paired by index, never copied."""
+    if as_ is not None and bs is not None and as_.dtype != bs.dtype:
+        as_, bs = as_.astype(np.complex128), bs.astype(np.complex128)
+    if a0.ndim == 2 and b0.ndim == 2:                  # two matrices: stacks of one
+        ys = kernels.matmul_series(a0[None], None if as_ is None else as_[:, :, None],
+                                   b0[None], None if bs is None else bs[:, :, None], _ONE_MATRIX, _ONE_MATRIX)
+        return ys[:, :, 0]
     batch = np.broadcast_shapes(a0.shape[:-2], b0.shape[:-2])
 
     def stack(x0, xs):
@@ -351,8 +364,6 @@ def _kernel_matmul(a0, as_, b0, bs):
         xs = None if xs is None else xs.reshape(xs.shape[:2] + (-1, rows, cols))
         return x0, xs, np.broadcast_to(index, batch).ravel()
     (a0, as_, a_index), (b0, bs, b_index) = stack(a0, as_), stack(b0, bs)
-    if as_ is not None and bs is not None and as_.dtype != bs.dtype:
-        as_, bs = as_.astype(np.complex128), bs.astype(np.complex128)
     ys = kernels.matmul_series(a0, as_, b0, bs, a_index, b_index)
     return ys.reshape(ys.shape[:2] + batch + ys.shape[-2:])
 

@@ -348,7 +348,7 @@ _ONE_MATRIX.flags.writeable = False
 
 def _kernel_matmul(a0, as_, b0, bs):
     """The series of ``A B`` by :func:`kernels.matmul_series`: the batch axes of each
-    operand merged into one stack, broadcast ones paired by index, never copied."""
+    operand merged into one stack, broadcast matrices paired by index rather than copied."""
     if as_ is not None and bs is not None and as_.dtype != bs.dtype:
         as_, bs = as_.astype(np.complex128), bs.astype(np.complex128)
     if a0.ndim == 2 and b0.ndim == 2:                  # two matrices: stacks of one

@@ -1,11 +1,14 @@
 """Numba kernels on plain coefficient arrays (tier 1: no classes, no Jets).
 
-Three array layouts, one per section of this file:
+Three array layouts, one per section of this file (and a fourth beside the first):
 
 * the *series kernels* (the first section) work on full coefficient
   arrays of shape ``(K+1, L)``: row ``r`` holds the coefficients ``c_r`` of
   ``L`` independent scalar series, and row 0 holds the primal (repeated for
-  every direction that shares it);
+  every direction that shares it); the product and quotient have forms
+  (:func:`cauchy`, :func:`quotient`) that take the primal ``(N,)`` once beside
+  the series ``(K, M, N)`` instead, and the full-array :func:`mul` and
+  :func:`div` call them;
 * the *matrix product's kernel* :func:`matmul_series` takes stacks of the two
   primals ``(Ba, n, k)``, ``(Bb, k, p)`` and their series ``(K, M, Ba, n, k)``,
   ``(K, M, Bb, k, p)``;

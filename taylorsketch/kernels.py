@@ -1,6 +1,6 @@
 """Numba kernels on plain coefficient arrays (tier 1: no classes, no Jets).
 
-Three array layouts, one per section of this file (and a fourth beside the first):
+The array layouts, by section of this file:
 
 * the *series kernels* (the first section) work on full coefficient
   arrays of shape ``(K+1, L)``: row ``r`` holds the coefficients ``c_r`` of

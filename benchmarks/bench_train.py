@@ -6,13 +6,13 @@ is the median of several runs.  Rows too slow to run in full are extrapolated
 (marked so): each repeat times runs of p + s/2 and p + s steps, the difference
 of the fastest run of each length gives the cost of one step and the rest the
 one-time cost (allocating the jet state, the first p steps), and the estimate
-is one-time + 1,000 x per-step (the host only adds time, so the fastest runs
-are the least disturbed; estimates from each repeat's own pair of runs at 500
-directions ranged from 336 to 626 s for one version and from 360 to 815 s for
-another in one measurement)
-(every step does the same work up to the document's length; the first
-documents are of average length).  The prefix p = 30 puts the timed steps
-after the first steps of each document length, which run eagerly and are
+is one-time + 1,000 x per-step (every step does the same work up to the
+document's length; the first documents are of average length).  The host only
+adds time, so the fastest runs are the least disturbed: estimates from each
+repeat's own pair of runs at 500 directions ranged from 336 to 626 s for one
+version and from 360 to 815 s for another in one measurement.  The prefix
+p = 30 puts the timed steps after the first steps of each document length,
+which run eagerly and are
 recorded (13 of the 21 eager steps of a 1,000-step run come before step 30,
 one between 30 and 60): the steps timed are replayed ones, as nearly all
 steps of a full run are.  The order-100 row has no prefix (too slow); its

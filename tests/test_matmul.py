@@ -150,8 +150,8 @@ def paper_layouts(rng, order, n_dirs, dtype, n_pos=7):
 def test_the_compiled_products_equal_the_cauchy_sum_and_the_numpy_formulation():
     """Every layout of a training step at orders 1..12, real and complex, 1 and 11
     directions: the compiled kernel (matrices and the attention's stacks) against
-    the oracle (to the rounding bound) and against the numpy formulation of
-    the same GEMMs (to twice that).  Above ``COMPILED_MATMUL_MAX_ORDER`` the rule
+    the oracle (to the rounding bound) and against the numpy formulation (to
+    twice that).  Above ``COMPILED_MATMUL_MAX_ORDER`` the rule
     takes the numpy formulation."""
     from taylorsketch import kernels, rules
     rng = np.random.default_rng(7)

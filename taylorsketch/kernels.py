@@ -33,11 +33,13 @@ Shape legend: K = order, L = number of scalars (directions x elements),
 M = directions, P = parameters.
 """
 
+import threading
+
 import numba
 import numpy as np
 from numba.extending import overload
 
-from ._config import NUMBA_OPTIONS, NUMBA_PARALLEL_OPTIONS
+from ._config import NUMBA_OPTIONS, NUMBA_PARALLEL_OPTIONS, NUMBA_SLP_VECTORIZE
 
 njit = numba.njit(**NUMBA_OPTIONS)
 
@@ -315,47 +317,133 @@ def _padded_primals(a0, b0):
     return a0p, np.ascontiguousarray(b0)
 
 
+def _vectorized(fn):
+    """``njit(fn)``, every signature compiled with LLVM's SLP vectoriser on
+    (:data:`_config.NUMBA_SLP_VECTORIZE`; numba's default leaves it off).
+
+    The vectoriser packs identical scalar operations on neighbouring elements into
+    the lanes of one vector operation, each lane the same IEEE operation: the
+    kernel's results are the same to the bit with it or without it.
+    """
+    dispatcher = njit(fn)
+    compile_one = dispatcher.compile
+
+    def compile_vectorized(signature):
+        with _COMPILING:
+            saved = numba.config.SLP_VECTORIZE
+            numba.config.SLP_VECTORIZE = NUMBA_SLP_VECTORIZE
+            try:
+                return compile_one(signature)
+            finally:
+                numba.config.SLP_VECTORIZE = saved
+    dispatcher.compile = compile_vectorized
+    return dispatcher
+
+
+_COMPILING = threading.Lock()
+PANEL = 8                                    # the real kernel's block: 2 rows x 8 columns
+
+
 @njit
+def _panels(b, out):
+    """``b`` ``(k, p)`` as column panels ``out`` ``(ceil(p / 8), k, 8)``, the last one zero-padded."""
+    k, p = b.shape
+    for jb in range(out.shape[0]):
+        for l in range(k):
+            for q in range(PANEL):
+                j = jb * PANEL + q
+                out[jb, l, q] = b[l, j] if j < p else 0.0
+
+
+@njit
+def _store_partial(row, j, x0, x1, x2, x3, x4, x5, x6, x7):
+    """``row[j:j + 8] = x0..x7`` as far as ``row`` goes."""
+    w = row.shape[0] - j
+    row[j] = x0
+    if w > 1:
+        row[j + 1] = x1
+    if w > 2:
+        row[j + 2] = x2
+    if w > 3:
+        row[j + 3] = x3
+    if w > 4:
+        row[j + 4] = x4
+    if w > 5:
+        row[j + 5] = x5
+    if w > 6:
+        row[j + 6] = x6
+    if w > 7:
+        row[j + 7] = x7
+
+
+@_vectorized
 def _matmul_series_real(a0, as_, has_a, b0, bs, has_b, a_index, b_index, order, n_dirs):
+    """Real series, in blocks of 2 rows x 8 columns of one output order held in
+    registers.  Order ``r``'s block sums ``A_s B_(r-s)`` for ``s = r, 0, 1, .., r-1``
+    (``A_r B_0``, ``A_0 B_r``, then the cross terms), each over the inner index in order."""
     n, k, p = a0.shape[1], a0.shape[2], b0.shape[2]
+    n_panels = (p + PANEL - 1) // PANEL
     out = np.empty((order, n_dirs, a_index.shape[0], n, p))
-    a0p, b0c = _padded_primals(a0, b0)
-    a = np.zeros((order, n + 1, k))          # one matrix's A_1..A_K, row n zero
-    b = np.empty((order, k, p))              # and its B_1..B_K, contiguous
-    acc = np.empty((2, p))                   # the rows i and i + 1 of one output order
-    for d in range(n_dirs):
-        for c in range(a_index.shape[0]):
-            ha, hb = a_index[c], b_index[c]
+    a = np.zeros((order + 1, n + 1, k))               # A_0..A_K of one matrix, row n zero
+    b = np.empty((order + 1, n_panels, k, PANEL))     # B_0..B_K in column panels
+    for c in range(a_index.shape[0]):
+        ha, hb = a_index[c], b_index[c]
+        a[0, :n] = a0[ha]
+        _panels(b0[hb], b[0])
+        for d in range(n_dirs):
             if has_a:
-                a[:, :n] = as_[:, d, ha]
+                a[1:, :n] = as_[:, d, ha]
             if has_b:
-                b[:] = bs[:, d, hb]
-            for r in range(order):
+                for r in range(order):
+                    _panels(bs[r, d, hb], b[r + 1])
+            for r in range(1, order + 1):
                 for i in range(0, n, 2):
-                    acc[:] = 0.0
-                    if has_a:
-                        for l in range(k):                      # A_r B_0
-                            x0, x1 = a[r, i, l], a[r, i + 1, l]
-                            for j in range(p):
-                                acc[0, j] += x0 * b0c[hb, l, j]
-                                acc[1, j] += x1 * b0c[hb, l, j]
-                    if has_b:
-                        for l in range(k):                      # A_0 B_r
-                            x0, x1 = a0p[ha, i, l], a0p[ha, i + 1, l]
-                            for j in range(p):
-                                acc[0, j] += x0 * b[r, l, j]
-                                acc[1, j] += x1 * b[r, l, j]
-                    if has_a and has_b:
-                        for s in range(r):                      # A_(s+1) B_(r-s)
-                            t = r - 1 - s
+                    for jb in range(n_panels):
+                        x00 = x01 = x02 = x03 = x04 = x05 = x06 = x07 = 0.0     # row i
+                        x10 = x11 = x12 = x13 = x14 = x15 = x16 = x17 = 0.0     # row i + 1
+                        if has_a:                             # A_r B_0
                             for l in range(k):
-                                x0, x1 = a[s, i, l], a[s, i + 1, l]
-                                for j in range(p):
-                                    acc[0, j] += x0 * b[t, l, j]
-                                    acc[1, j] += x1 * b[t, l, j]
-                    for q in range(min(2, n - i)):
-                        for j in range(p):
-                            out[r, d, c, i + q, j] = acc[q, j]
+                                u, v = a[r, i, l], a[r, i + 1, l]
+                                w0, w1, w2, w3 = b[0, jb, l, 0], b[0, jb, l, 1], b[0, jb, l, 2], b[0, jb, l, 3]
+                                w4, w5, w6, w7 = b[0, jb, l, 4], b[0, jb, l, 5], b[0, jb, l, 6], b[0, jb, l, 7]
+                                x00 += u * w0; x01 += u * w1; x02 += u * w2; x03 += u * w3    # noqa: E702
+                                x04 += u * w4; x05 += u * w5; x06 += u * w6; x07 += u * w7    # noqa: E702
+                                x10 += v * w0; x11 += v * w1; x12 += v * w2; x13 += v * w3    # noqa: E702
+                                x14 += v * w4; x15 += v * w5; x16 += v * w6; x17 += v * w7    # noqa: E702
+                        if has_b:                             # A_0 B_r
+                            for l in range(k):
+                                u, v = a[0, i, l], a[0, i + 1, l]
+                                w0, w1, w2, w3 = b[r, jb, l, 0], b[r, jb, l, 1], b[r, jb, l, 2], b[r, jb, l, 3]
+                                w4, w5, w6, w7 = b[r, jb, l, 4], b[r, jb, l, 5], b[r, jb, l, 6], b[r, jb, l, 7]
+                                x00 += u * w0; x01 += u * w1; x02 += u * w2; x03 += u * w3    # noqa: E702
+                                x04 += u * w4; x05 += u * w5; x06 += u * w6; x07 += u * w7    # noqa: E702
+                                x10 += v * w0; x11 += v * w1; x12 += v * w2; x13 += v * w3    # noqa: E702
+                                x14 += v * w4; x15 += v * w5; x16 += v * w6; x17 += v * w7    # noqa: E702
+                        if has_a and has_b:                   # A_s B_(r-s), s = 1..r-1
+                            for s in range(1, r):
+                                t = r - s
+                                for l in range(k):
+                                    u, v = a[s, i, l], a[s, i + 1, l]
+                                    w0, w1, w2, w3 = b[t, jb, l, 0], b[t, jb, l, 1], b[t, jb, l, 2], b[t, jb, l, 3]
+                                    w4, w5, w6, w7 = b[t, jb, l, 4], b[t, jb, l, 5], b[t, jb, l, 6], b[t, jb, l, 7]
+                                    x00 += u * w0; x01 += u * w1; x02 += u * w2; x03 += u * w3    # noqa: E702
+                                    x04 += u * w4; x05 += u * w5; x06 += u * w6; x07 += u * w7    # noqa: E702
+                                    x10 += v * w0; x11 += v * w1; x12 += v * w2; x13 += v * w3    # noqa: E702
+                                    x14 += v * w4; x15 += v * w5; x16 += v * w6; x17 += v * w7    # noqa: E702
+                        j = jb * PANEL
+                        if j + PANEL <= p and i + 1 < n:
+                            out[r - 1, d, c, i, j], out[r - 1, d, c, i, j + 1] = x00, x01
+                            out[r - 1, d, c, i, j + 2], out[r - 1, d, c, i, j + 3] = x02, x03
+                            out[r - 1, d, c, i, j + 4], out[r - 1, d, c, i, j + 5] = x04, x05
+                            out[r - 1, d, c, i, j + 6], out[r - 1, d, c, i, j + 7] = x06, x07
+                            out[r - 1, d, c, i + 1, j], out[r - 1, d, c, i + 1, j + 1] = x10, x11
+                            out[r - 1, d, c, i + 1, j + 2], out[r - 1, d, c, i + 1, j + 3] = x12, x13
+                            out[r - 1, d, c, i + 1, j + 4], out[r - 1, d, c, i + 1, j + 5] = x14, x15
+                            out[r - 1, d, c, i + 1, j + 6], out[r - 1, d, c, i + 1, j + 7] = x16, x17
+                        else:                                 # a partial panel, or row i alone
+                            _store_partial(out[r - 1, d, c, i], j, x00, x01, x02, x03, x04, x05, x06, x07)
+                            if i + 1 < n:
+                                _store_partial(out[r - 1, d, c, i + 1], j, x10, x11, x12, x13, x14, x15, x16, x17)
     return out
 
 

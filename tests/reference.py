@@ -205,6 +205,46 @@ def compose(x, derivatives):
     return out
 
 
+def matmul_series_in_order(a0, as_, b0, bs, a_index, b_index):
+    """The series of :func:`taylorsketch.kernels.matmul_series` in Python floats, one
+    element at a time, in the order of operations that its docstring promises: for
+    output order ``r`` and each element, a sum from 0 of ``A_r B_0``, then ``A_0 B_r``,
+    then ``A_s B_(r-s)`` for ``s = 1..r-1``, each over the inner index in order; complex
+    terms as the kernel forms them (``x u - y v`` and ``x v + y u`` for
+    ``(x + iy)(u + iv)``; a real times a complex, two real products).  Python floats
+    are IEEE doubles without fused multiply-adds, so the kernel must equal this to
+    the bit."""
+    series = as_ if as_ is not None else bs
+    order, n_dirs = series.shape[:2]
+    n, k, p = a0.shape[1], a0.shape[2], b0.shape[2]
+    out = np.zeros((order, n_dirs, len(a_index), n, p), dtype=series.dtype)
+    for r in range(1, order + 1):
+        terms = ([(r, 0)] if as_ is not None else []) + ([(0, r)] if bs is not None else []) + (
+            [(s, r - s) for s in range(1, r)] if as_ is not None and bs is not None else [])
+        for d in range(n_dirs):
+            for c, (ha, hb) in enumerate(zip(a_index, b_index)):
+                def a_at(s, i, l):
+                    return complex(a0[ha, i, l]) if s == 0 else complex(as_[s - 1, d, ha, i, l])
+
+                def b_at(t, l, j):
+                    return complex(b0[hb, l, j]) if t == 0 else complex(bs[t - 1, d, hb, l, j])
+                for i in range(n):
+                    for j in range(p):
+                        re = im = 0.0
+                        for s, t in terms:
+                            for l in range(k):
+                                x, u = a_at(s, i, l), b_at(t, l, j)
+                                if t == 0:                     # a series times the real B_0
+                                    re, im = re + x.real * u.real, im + x.imag * u.real
+                                elif s == 0:                   # the real A_0 times a series
+                                    re, im = re + x.real * u.real, im + x.real * u.imag
+                                else:
+                                    re = re + (x.real * u.real - x.imag * u.imag)
+                                    im = im + (x.real * u.imag + x.imag * u.real)
+                        out[r - 1, d, c, i, j] = complex(re, im) if out.dtype.kind == "c" else re
+    return out
+
+
 def adam_update(p0, m0, v0, g0, ps, ms, vs, gs, beta1, beta2, lr, bias1, bias2, eps):
     """The paper's Adam step in series arithmetic; returns new ``(p0, m0, v0, ps, ms, vs)``.
 

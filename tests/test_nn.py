@@ -273,3 +273,21 @@ def test_backward_with_taylor():
     np.testing.assert_allclose(got[0], plain(0.0), rtol=0, atol=1e-15)
     np.testing.assert_allclose(got[1], first, rtol=0, atol=1e-5)
     np.testing.assert_allclose(got[2], second, rtol=0, atol=1e-5)
+
+
+def test_gelu_forward_is_the_public_gelu_to_the_bit():
+    """The layer forms ``x * Phi(x)`` (keeping ``Phi(x)`` for the backward pass), the
+    public :func:`taylorsketch.gelu` ``0.5 x (1 + erf(x / sqrt 2))``: halving is exact, so
+    every product of the two is the same number, for arrays and real and complex jets."""
+    rng = np.random.default_rng(3)
+    x0 = 2.0 * rng.normal(size=(5, 7))
+    for value in (x0, ts.Jet(x0, rng.normal(size=(6, 3, 5, 7))),
+                  ts.Jet(x0, rng.normal(size=(4, 2, 5, 7)) + 1j * rng.normal(size=(4, 2, 5, 7)))):
+        got, (x, cdf) = nn.gelu_forward(value)
+        want = ts.gelu(value)
+        if isinstance(value, ts.Jet):
+            assert np.array_equal(got.primal, want.primal) and np.array_equal(got.series, want.series)
+            phi = 0.5 * (1.0 + ts.erf(value * (1.0 / np.sqrt(2.0))))     # what the backward pass computed before
+            assert x is value and np.array_equal(cdf.series, phi.series)
+        else:
+            assert np.array_equal(got, want)

@@ -169,7 +169,15 @@ def scatter_add_rule(primals, series, index, shape):
     direct = _series_index(index)
     if direct is not None:
         ys = np.zeros(vs.shape[:2] + tuple(shape), dtype=vs.dtype)
-        np.add.at(ys, direct, vs)
+        rows = index[0] if len(index) == 1 else None
+        if isinstance(rows, np.ndarray) and rows.ndim == 1 and rows.dtype.kind in "iu" and vs.shape[2:3] == rows.shape:
+            # rows of the leading axis (an embedding's gradient): one slice at a time, in
+            # the order np.add.at takes them, so the same sums; ``np.add.at`` over the
+            # series costs about 20 ns per element
+            for i, row in enumerate(rows):
+                ys[:, :, row] += vs[:, :, i]
+        else:
+            np.add.at(ys, direct, vs)
         return y0, ys
     trailing = np.zeros(tuple(shape) + vs.shape[:2], dtype=vs.dtype)
     np.add.at(trailing, index, np.moveaxis(vs, (0, 1), (-2, -1)))

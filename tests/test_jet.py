@@ -482,6 +482,7 @@ _INDICES = [
     (1, slice(None), [0, 4]), ([0, 2], 1), (1, [0, 3]), ([1, 0], [2, 3]), (slice(None), [1, 1, 0]),
     (slice(None), [0, 1], [4, 2]), ([0, 2], slice(None), [1, 3]), (Ellipsis, [0, 4]), (None, [2, 0], 1),
     (np.array([[0, 1], [2, 2]]),), (slice(1, 3), None, 2), (np.array([True, False, True]),),
+    (np.array([2, 0, 2, 1]),),                          # repeated rows, as an embedding's gradient
 ]
 
 

@@ -23,15 +23,16 @@ For the paper MicroGPT's products
     att @ v     attention, 4 heads: (4, 8, 8) @ (4, 8, 4)
 
 with a real primal and complex series on both operands (as in the sketch), at
-(order, directions) = (3, 1), (6, 1), (3, 64), (3, 500), (20, 4), (100, 12), it
+(order, directions) = (3, 1), (6, 1), (3, 64), (3, 500), (20, 4), (100, 12), and
+with real series (real directions) at the first four, it
 prints the median time of each (median of 3-7 runs after a warm-up run, all in
 one process), the package rule's useful GFLOP/s, the peak of numpy allocations of
 one call of each (``tracemalloc``, the operands excluded) and the largest
 difference from the package rule relative to the largest coefficient.  Useful
 flops per direction and order pair: a real-times-complex multiply-add (the pairs
-with a primal) counts 4, a complex one 8.
+with a primal) counts 4, a complex one 8, a real one 2.
 
-    python benchmarks/bench_matmul.py            # ~1 minute on one core
+    python benchmarks/bench_matmul.py            # ~1.5 minutes on one core
     python benchmarks/bench_matmul.py --write docs/performance.md
 
 Shape legend: K = order, M = directions, (n, k) @ (k, p) per order and direction.
@@ -51,6 +52,7 @@ from taylorsketch import rules
 from _common import format_seconds, load_text, machine, median_seconds, publish
 
 SETTINGS = ((3, 1), (6, 1), (3, 64), (3, 500), (20, 4), (100, 12))
+REAL_SETTINGS = ((3, 1), (6, 1), (3, 64), (3, 500))       # real directions (bench_peers.py's)
 
 
 # ----------------------------------------------------------------------------
@@ -146,7 +148,9 @@ def blocks(order, n, budget):
 # the operands
 
 
-def series(rng, order, n_dirs, shape):
+def series(rng, order, n_dirs, shape, real=False):
+    if real:
+        return rng.standard_normal((order, n_dirs) + shape)
     out = np.empty((order, n_dirs) + shape, dtype=np.complex128)
     out.real = rng.standard_normal(out.shape)
     out.imag = rng.standard_normal(out.shape)
@@ -157,8 +161,10 @@ def transposed(primal, xs):
     return np.swapaxes(primal, -1, -2), np.swapaxes(xs, -1, -2)
 
 
-def operands(name, order, n_dirs, rng):
-    """``(primals, series)`` of one product, laid out as the model's jets are."""
+def operands(name, order, n_dirs, rng, real=False):
+    """``(primals, series)`` of one product, laid out as the model's jets are (complex
+    series, or real ones)."""
+    series = functools.partial(globals()["series"], real=real)
     a_shape, b_shape, b_transposed, a_transposed = CASES[name]
     if a_transposed:       # dy.T: a transposed view of a contiguous (8, 64)
         a0, as_ = transposed(rng.standard_normal(a_shape[::-1]), series(rng, order, n_dirs, a_shape[::-1]))
@@ -188,11 +194,12 @@ CASES = {
 }
 
 
-def useful_flops(name, order, n_dirs):
+def useful_flops(name, order, n_dirs, real=False):
     a_shape, b_shape = CASES[name][:2]
     batch = int(np.prod(np.broadcast_shapes(a_shape[:-2], b_shape[:-2])))
     n, k, p = a_shape[-2], a_shape[-1], b_shape[-1]
-    pairs = 4 * 2 * order + 8 * order * (order - 1) / 2
+    pairs = (2 * 2 * order + 2 * order * (order - 1) / 2 if real
+             else 4 * 2 * order + 8 * order * (order - 1) / 2)
     return batch * n * k * p * (2 + n_dirs * pairs)
 
 
@@ -226,21 +233,27 @@ RULES = {
 def measure():
     rng = np.random.default_rng(0)
     rows = []
-    for name in CASES:
-        for order, n_dirs in SETTINGS:
-            primals, series_ = operands(name, order, n_dirs, rng)
-            reference = RULES["package rule"](primals, series_)[1]
-            scale = np.max(np.abs(reference))
-            row = dict(name=name, order=order, n_dirs=n_dirs, flops=useful_flops(name, order, n_dirs),
-                       seconds={}, bytes={}, difference={})
-            for label, rule in RULES.items():
-                got = rule(primals, series_)[1]
-                row["difference"][label] = float(np.max(np.abs(got - reference)) / scale)
-                row["seconds"][label] = median_seconds(lambda: rule(primals, series_))
-                row["bytes"][label] = peak_bytes(rule, primals, series_)
-            rows.append(row)
-            print(row_text(row), file=sys.stderr, flush=True)
+    for real in (False, True):
+        for name in CASES:
+            for order, n_dirs in REAL_SETTINGS if real else SETTINGS:
+                rows.append(measure_one(name, order, n_dirs, real, rng))
     return rows
+
+
+def measure_one(name, order, n_dirs, real, rng):
+    """One product at one (order, directions): every rule's time, peak and difference."""
+    primals, series_ = operands(name, order, n_dirs, rng, real)
+    reference = RULES["package rule"](primals, series_)[1]
+    scale = np.max(np.abs(reference))
+    row = dict(name=name + (", real" if real else ""), order=order, n_dirs=n_dirs,
+               flops=useful_flops(name, order, n_dirs, real), seconds={}, bytes={}, difference={})
+    for label, rule in RULES.items():
+        got = rule(primals, series_)[1]
+        row["difference"][label] = float(np.max(np.abs(got - reference)) / scale)
+        row["seconds"][label] = median_seconds(lambda: rule(primals, series_))
+        row["bytes"][label] = peak_bytes(rule, primals, series_)
+    print(row_text(row), file=sys.stderr, flush=True)
+    return row
 
 
 def row_text(row):
@@ -266,7 +279,7 @@ def main():
     rows = measure()
     lines = [SECTION, "", f"Run on {machine()}.",
              load_text(load_before, os.getloadavg()[0], time.perf_counter() - start),
-             "Real primals, complex series; one call of each rule; speed-up = package rule time / candidate "
+             "Real primals, complex series (rows marked real: real series, as with real directions); one call of each rule; speed-up = package rule time / candidate "
              "time (below 1: the package rule is faster). Peak: numpy allocations of one call (package / "
              "numpy / one block / blocks), MiB (the compiled kernel's own work arrays are not traced). "
              "Difference: max |candidate - package| / max |coefficient|.",

@@ -15,11 +15,6 @@ import os
 # reference to rounding.
 NUMBA_OPTIONS = {"cache": True, "fastmath": False, "nogil": True}
 
-# The fused optimiser kernel touches every coefficient of every parameter in
-# one pass; it is the only kernel large enough to gain from threads, and only
-# from this many series coefficients on.  Below it, threads cost more than
-# they give: on a loaded 2-core machine one order-6 step of a single
-# direction took 40-45 ms with 2 threads and 4.8 ms with one.
 # The matrix product's real kernel keeps a block of 2 x 8 outputs in registers as
 # scalars, which LLVM's SLP vectoriser packs into vector operations.  Numba leaves
 # that pass off by default (``NUMBA_SLP_VECTORIZE``); the kernels that are written
@@ -27,6 +22,11 @@ NUMBA_OPTIONS = {"cache": True, "fastmath": False, "nogil": True}
 # the scalar operation it replaces, so the results are the same to the bit.
 NUMBA_SLP_VECTORIZE = 1
 
+# The fused optimiser kernel touches every coefficient of every parameter in
+# one pass; it is the only kernel large enough to gain from threads, and only
+# from this many series coefficients on.  Below it, threads cost more than
+# they give: on a loaded 2-core machine one order-6 step of a single
+# direction took 40-45 ms with 2 threads and 4.8 ms with one.
 NUMBA_PARALLEL_OPTIONS = {**NUMBA_OPTIONS, "parallel": True}
 PARALLEL_MIN_COEFFICIENTS = 1 << 21
 

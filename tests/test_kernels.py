@@ -352,3 +352,31 @@ def test_primal_once_products_are_the_full_array_kernels_to_the_bit(order, dtype
         assert np.array_equal(series, rules._binary_series(a0, as_, b0, bs, y0, kernel))
     assert not rules._same_layout(a0, as_, b0[:1], bs[..., :1, :])            # broadcast: full arrays
     assert not rules._same_layout(a0, as_[:, :, ::-1], b0, bs)                # a view: full arrays
+
+
+def test_vectorized_kernels_compile_with_the_slp_vectoriser_on(monkeypatch):
+    """``kernels._vectorized`` compiles every signature with numba's SLP vectoriser
+    switched on (the real matrix product's register blocks run scalar without it) and
+    leaves numba's setting as it was.  A probe whose overload runs while the kernel is
+    typed, inside its compilation, sees the setting; the kernel is not cached here, so
+    it compiles in this process."""
+    import numba
+    from numba.extending import overload
+    seen = []
+
+    def probe(x):
+        pass
+
+    @overload(probe)
+    def _probe(x):                     # typed once per argument type: once per signature
+        seen.append(numba.config.SLP_VECTORIZE)
+        return lambda x: None
+
+    def kernel(x):
+        probe(x)
+        return x + 1.0
+    monkeypatch.setattr(kernels, "njit", numba.njit(cache=False))
+    monkeypatch.setattr(numba.config, "SLP_VECTORIZE", 0)
+    compiled = kernels._vectorized(kernel)
+    assert compiled(1.0) == 2.0 and compiled(np.float32(1.0)) == 2.0
+    assert seen == [1, 1] and numba.config.SLP_VECTORIZE == 0

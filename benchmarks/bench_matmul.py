@@ -279,7 +279,8 @@ def main():
     rows = measure()
     lines = [SECTION, "", f"Run on {machine()}.",
              load_text(load_before, os.getloadavg()[0], time.perf_counter() - start),
-             "Real primals, complex series (rows marked real: real series, as with real directions); one call of each rule; speed-up = package rule time / candidate "
+             "Real primals, complex series (rows marked real: real series, as with real directions); "
+             "one call of each rule; speed-up = package rule time / candidate "
              "time (below 1: the package rule is faster). Peak: numpy allocations of one call (package / "
              "numpy / one block / blocks), MiB (the compiled kernel's own work arrays are not traced). "
              "Difference: max |candidate - package| / max |coefficient|.",

@@ -83,7 +83,8 @@ def main():
         order, n_dirs, kind, steps = CONFIGS[name]
         print(f"| order {order}, {n_dirs} {kind} direction{'s' * (n_dirs > 1)} | {steps} after {PREFIX} "
               f"| {mine * 1e3:.2f} ms ({', '.join(f'{t * 1e3:.1f}' for t in ours)}) "
-              f"| {base * 1e3:.2f} ms ({', '.join(f'{t * 1e3:.1f}' for t in theirs)}) | {base / mine:.2f} |", flush=True)
+              f"| {base * 1e3:.2f} ms ({', '.join(f'{t * 1e3:.1f}' for t in theirs)}) | {base / mine:.2f} |",
+              flush=True)
 
 
 if __name__ == "__main__":

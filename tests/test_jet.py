@@ -504,3 +504,21 @@ def test_indexing_and_its_adjoint_act_on_every_coefficient_as_on_an_array(index)
             want = np.zeros(x.shape, dtype=complex)
             np.add.at(want, index, y.series[k, m])
             np.testing.assert_array_equal(back.series[k, m], want)
+
+
+@pytest.mark.parametrize("n_dirs", [1, 64])
+def test_scatter_add_of_repeated_rows_is_np_add_at_to_the_bit(n_dirs, monkeypatch):
+    """An embedding's gradient: rows of the leading axis, repeated.  With slices of at
+    least ``shape_rules.ROW_SLICE_MIN`` elements (64 directions) the rule adds them one
+    slice at a time, otherwise by ``np.add.at``; both equal ``np.add.at`` on every
+    coefficient to the bit, and each other."""
+    from taylorsketch import shape_rules
+    rng = np.random.default_rng(n_dirs)
+    rows = np.array([3, 5, 3, 1, -1, 7, 9, 3])
+    x = ts.Jet(rng.normal(size=(8, 16)), rng.normal(size=(3, n_dirs, 8, 16)) + 1j * rng.normal(size=(3, n_dirs, 8, 16)))
+    want = np.zeros((3, n_dirs, 27, 16), dtype=complex)
+    np.add.at(want, (slice(None), slice(None), rows), x.series)
+    got = ts.scatter_add(x, rows, (27, 16))
+    assert np.array_equal(got.series, want)
+    monkeypatch.setattr(shape_rules, "ROW_SLICE_MIN", 1 if n_dirs == 1 else 10**9)   # the other path
+    assert np.array_equal(ts.scatter_add(x, rows, (27, 16)).series, want)

@@ -26,11 +26,13 @@ import functools
 import math
 import zlib
 
+import numba
 import numpy as np
 import scipy.special
 
 import taylorsketch as ts
 from taylorsketch import Jet
+from taylorsketch.kernels import adam_primal, scale
 
 # ----------------------------------------------------------------------------
 # truncated power-series arithmetic
@@ -243,6 +245,54 @@ def matmul_series_in_order(a0, as_, b0, bs, a_index, b_index):
                                     im = im + (x.real * u.imag + x.imag * u.real)
                         out[r - 1, d, c, i, j] = complex(re, im) if out.dtype.kind == "c" else re
     return out
+
+
+@numba.njit
+def adam_update_in_passes(p0, m0, v0, g0, ps, ms, vs, gs, beta1, beta2, lr, bias1, bias2, eps):
+    """``kernels.adam_update`` as it was written first, one pass over the parameters per
+    step of each recurrence (the zeroing, every term, the scaling): the sequence of
+    operations that the fused kernel must repeat to the bit, in about twice the passes."""
+    n_orders, n_dirs, n = ps.shape
+    inv_v, s0, inv_s, q0 = adam_primal(m0, v0, g0, beta1, beta2, bias1, bias2, eps)
+    for d in range(n_dirs):
+        # rows 0..K of s and q for this direction; every loop runs over l innermost
+        s = np.empty((n_orders + 1, n), dtype=ps.dtype)
+        q = np.empty((n_orders + 1, n), dtype=ps.dtype)
+        g2 = np.empty(n, dtype=ps.dtype)
+        for l in range(n):
+            s[0, l] = s0[l]
+            q[0, l] = q0[l]
+        for k in range(1, n_orders + 1):
+            for l in range(n):
+                g2[l] = scale(2.0 * g0[l], gs[k - 1, d, l])
+            for i in range(1, k):
+                for l in range(n):
+                    g2[l] += gs[i - 1, d, l] * gs[k - i - 1, d, l]
+            for l in range(n):
+                ms[k - 1, d, l] = scale(beta1, ms[k - 1, d, l]) + scale(1.0 - beta1, gs[k - 1, d, l])
+                vs[k - 1, d, l] = scale(beta2, vs[k - 1, d, l]) + scale(1.0 - beta2, g2[l])
+        # s = (v_hat + eps)^(1/2): s_k = sum_j (j/2 - (k-j))/k v_hat_j s_{k-j} / (v_hat_0 + eps)
+        for k in range(1, n_orders + 1):
+            for l in range(n):
+                s[k, l] = 0.0
+            for j in range(1, k + 1):
+                w = (0.5 * j - (k - j)) / (k * bias2)
+                for l in range(n):
+                    s[k, l] += scale(w, vs[j - 1, d, l]) * s[k - j, l]
+            for l in range(n):
+                s[k, l] = scale(inv_v[l], s[k, l])
+        # q = m_hat / s: q_k = (m_hat_k - sum_j s_j q_{k-j}) / s_0
+        for k in range(1, n_orders + 1):
+            for l in range(n):
+                q[k, l] = ms[k - 1, d, l] / bias1
+            for j in range(1, k + 1):
+                for l in range(n):
+                    q[k, l] -= s[j, l] * q[k - j, l]
+            for l in range(n):
+                q[k, l] = scale(inv_s[l], q[k, l])
+                ps[k - 1, d, l] -= scale(lr, q[k, l])
+    for l in range(p0.shape[0]):
+        p0[l] -= lr * (m0[l] / bias1) / s0[l]
 
 
 def adam_update(p0, m0, v0, g0, ps, ms, vs, gs, beta1, beta2, lr, bias1, bias2, eps):

@@ -285,6 +285,30 @@ def test_adam_update_extreme_orders(order, dtype):
     check_adam(state, hyper)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.complex128])
+@pytest.mark.parametrize("order", list(range(0, 13)) + [20])
+def test_adam_update_is_its_one_pass_per_term_twin_to_the_bit(order, dtype):
+    """The fused passes repeat the sequence of operations of one pass per step
+    (``reference.adam_update_in_passes``): every coefficient the same to the bit,
+    with signed zeros, at every order of the recurrences' first and last terms."""
+    rng = np.random.default_rng(100 + order)
+    n_dirs, n_params = 3, 37
+    series = lambda: (rng.normal(size=(order, n_dirs, n_params))                        # noqa: E731
+                      + (1j * rng.normal(size=(order, n_dirs, n_params)) if dtype is np.complex128
+                         else 0)).astype(dtype)
+    state = [rng.uniform(-1, 1, n_params), rng.uniform(-1, 1, n_params), rng.uniform(0, 1, n_params),
+             rng.uniform(-1, 1, n_params), series(), series(), series(), series()]
+    state[4][..., :3] = 0.0                          # zero coefficients: their signs must agree too
+    state[7][..., 3:5] = -0.0
+    hyper = (0.85, 0.99, 0.01, 1 - 0.85 ** 4, 1 - 0.99 ** 4, 1e-3)
+    got, want = [x.copy() for x in state], [x.copy() for x in state]
+    kernels.adam_update(*got, *hyper)
+    reference.adam_update_in_passes(*want, *hyper)
+    for name, a, b in zip(("p0", "m0", "v0", "g0", "ps", "ms", "vs", "gs"), got, want):
+        assert a.tobytes() == b.tobytes(), name
+    assert not np.array_equal(got[4], state[4]) or order == 0      # the step did move the parameters
+
+
 # scale: a real factor times a real or complex value, inside a kernel
 
 @kernels.njit

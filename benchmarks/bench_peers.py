@@ -28,6 +28,7 @@ jax is not a dependency of taylorsketch).  Each side's process pins itself to on
 
     python benchmarks/bench_peers.py
     python benchmarks/bench_peers.py --write docs/performance.md
+    python benchmarks/bench_peers.py --only 3-64           # one configuration (not for --write)
 """
 
 import argparse
@@ -400,7 +401,17 @@ def main():
     parser.add_argument("--side", choices=["taylorsketch", "jax"], help=argparse.SUPPRESS)
     parser.add_argument("--config", help=argparse.SUPPRESS)
     parser.add_argument("--check-only", action="store_true", help="only the correctness check")
+    parser.add_argument("--only", metavar="NAMES", help="comma-separated configurations (order-directions): "
+                        + ", ".join(c.name for c in CONFIGS))
     args = parser.parse_args()
+    if args.only and args.write:
+        parser.error("--write replaces the whole section: run every configuration")
+    if args.only:
+        names = args.only.split(",")
+        unknown = sorted(set(names) - {c.name for c in CONFIGS})
+        if unknown:
+            parser.error(f"unknown configurations {unknown}; known: {[c.name for c in CONFIGS]}")
+        CONFIGS[:] = [c for c in CONFIGS if c.name in names]
     if not have_jax():
         print("bench_peers: jax is not installed (pip install jax jaxlib); skipped.")
         return

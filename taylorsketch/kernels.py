@@ -508,6 +508,24 @@ def _matmul_series_complex(a0, as_, has_a, b0, bs, has_b, a_index, b_index, orde
     return out
 
 
+@njit
+def copy_finite(src, dst, start):
+    """``dst[:, :, start:start + n] = src`` for ``src`` ``(K, M, n)`` and ``dst`` ``(K, M, P)``,
+    and whether every value copied is finite: one pass where a copy and ``np.isfinite``
+    would make three (``x - x`` is 0 exactly for a finite ``x``, NaN otherwise; the
+    flags are or-ed as integers, which the compiler may vectorise, unlike a float sum)."""
+    order, n_dirs, n = src.shape
+    bad = 0
+    for k in range(order):
+        for d in range(n_dirs):
+            for l in range(n):
+                x = src[k, d, l]
+                dst[k, d, start + l] = x
+                z = x - x
+                bad |= (z.real != 0.0) | (z.imag != 0.0)
+    return bad == 0
+
+
 # ----------------------------------------------------------------------------
 # the optimiser kernel: primal (P,) beside series (K, M, P), not (K+1, L)
 

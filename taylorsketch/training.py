@@ -11,7 +11,7 @@ from functools import partial
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from . import _check, _config
+from . import _check, _config, kernels
 from ._config import BLAS_THREADS
 from .deletion import deletion_indicator
 from .functions import primal as _primal
@@ -98,19 +98,28 @@ class FlatParams:
     def flatten(self, grads, out=None):
         """Gradients dict -> flat array/Jet in this layout (a jet's series written into
         ``out``, an array like the flat series, when given: a step's buffer reused)."""
+        return self.flatten_checked(grads, out)[0]
+
+    def flatten_checked(self, grads, out=None):
+        """:meth:`flatten`, and whether the series are finite (True for arrays): the
+        series are checked as they are copied, not in another pass over them."""
         if not isinstance(self.flat, Jet):
-            return np.concatenate([np.ravel(grads[n]) for n in self.shapes])
+            return np.concatenate([np.ravel(grads[n]) for n in self.shapes]), True
         order, n_dirs = self.flat.series.shape[:2]
         primal = np.concatenate([np.ravel(_primal(grads[n])) for n in self.shapes])
         series = np.empty_like(self.flat.series) if out is None else out
+        finite = True
         for name in self.shapes:
             a, b = self.offsets[name]
             g = grads[name]
-            if isinstance(g, Jet):
+            if isinstance(g, Jet) and g.series.dtype == series.dtype:
+                finite &= kernels.copy_finite(g.series.reshape(order, n_dirs, b - a), series, a)
+            elif isinstance(g, Jet):                   # another dtype: cast as numpy casts
                 series[:, :, a:b] = g.series.reshape(order, n_dirs, -1)
+                finite &= bool(np.all(np.isfinite(series[:, :, a:b])))
             else:
                 series[:, :, a:b] = 0.0
-        return type(self.flat).wrap(primal, series)
+        return type(self.flat).wrap(primal, series), finite
 
 
 def _offsets(shapes):
@@ -224,8 +233,8 @@ def train_steps(model, flat, encoded, docs, weights, optimizer, start, stop, on_
         for step_no in range(start, stop):
             i = step_no % len(docs)
             loss, grads = step(encoded[i], 1.0 - weights[i])
-            flat_grads = flat.flatten(grads, out=grad_series)
-            _check_step_finite(loss, flat_grads, step_no, i, docs[i])
+            flat_grads, finite = flat.flatten_checked(grads, out=grad_series)
+            _check_step_finite(loss, flat_grads, finite, step_no, i, docs[i])
             optimizer.step(flat.flat, flat_grads)
             if on_step is not None:
                 on_step()
@@ -243,12 +252,11 @@ def _work(weights, steps):
     return 1, f"training, {steps} steps", "step"
 
 
-def _check_step_finite(loss, grads, step, index, doc):
-    """A non-finite loss or gradient stops training, naming the step and the document."""
+def _check_step_finite(loss, grads, finite_series, step, index, doc):
+    """A non-finite loss or gradient stops training, naming the step and the document
+    (``finite_series``: the gradients' series were checked as they were flattened)."""
     values = [_primal(loss), _primal(grads)]
-    if isinstance(grads, Jet):
-        values.append(grads.series)
-    if not all(np.all(np.isfinite(v)) for v in values):
+    if not (finite_series and all(np.all(np.isfinite(v)) for v in values)):
         raise TrainingError(f"non-finite loss or gradient at step {step} (document {index}: {doc!r})")
 
 

@@ -309,6 +309,25 @@ def test_adam_update_is_its_one_pass_per_term_twin_to_the_bit(order, dtype):
     assert not np.array_equal(got[4], state[4]) or order == 0      # the step did move the parameters
 
 
+# copy_finite: a copy into a slice of the flat gradient, and a finiteness check in the same pass
+
+
+@pytest.mark.parametrize("dtype, bad", [(dtype, bad) for dtype in (np.float64, np.complex128)
+                                        for bad in (None, np.nan, np.inf, -np.inf)]
+                         + [(np.complex128, complex(1.0, np.nan)), (np.complex128, complex(np.inf, 0.0))])
+def test_copy_finite_copies_and_tells_whether_every_value_is_finite(dtype, bad):
+    rng = np.random.default_rng(1)
+    src = rng.normal(size=(3, 2, 5)).astype(dtype) * 1e300             # huge but finite
+    src[0, 0, 0] = -0.0
+    if bad is not None:
+        src[1, 1, 2] = bad
+    dst = np.full((3, 2, 9), 7.0, dtype=dtype)
+    finite = kernels.copy_finite(src, dst, 3)
+    assert finite is (bad is None)
+    assert dst[:, :, 3:8].tobytes() == src.tobytes()
+    assert np.all(dst[:, :, :3] == 7.0) and np.all(dst[:, :, 8:] == 7.0)     # nothing else written
+
+
 # scale: a real factor times a real or complex value, inside a kernel
 
 @kernels.njit

@@ -17,8 +17,9 @@ computes more positions per step than the document has (the table gives both).
 First a correctness check: a small case (20 steps, order 3, 2 real directions) in
 both, float64, the largest difference of the trained parameters' Taylor coefficients
 relative to their size.  Then, for each (order, directions), one child process per
-side (so that a compile that does not finish can be stopped): time per training step,
-median of several runs of the same steps on both sides, and their ratio.  Directions
+side (so that a compile that does not finish can be stopped), ``--rounds`` times in
+turn: time per training step (every step timed on its own, the median over a run's
+steps, then over the runs of every round) on both sides, and their ratio.  Directions
 are real unit vectors on both sides (see ``complex_check``: JAX's jet does not take
 complex tangents on real primals).
 
@@ -28,7 +29,7 @@ jax is not a dependency of taylorsketch).  Each side's process pins itself to on
 
     python benchmarks/bench_peers.py
     python benchmarks/bench_peers.py --write docs/performance.md
-    python benchmarks/bench_peers.py --only 3-64           # one configuration (not for --write)
+    python benchmarks/bench_peers.py --only 3-64 --rounds 3   # one configuration (not for --write)
 """
 
 import argparse
@@ -203,8 +204,9 @@ class JaxTraining:
             out.append((onehot_in, onehot_target, 1.0 / n))
         return out
 
-    def train(self, encoded, psi):
-        """The jet training: trained parameters' primal (P,) and normalised series (K, M, P)."""
+    def train(self, encoded, psi, on_step=None):
+        """The jet training: trained parameters' primal (P,) and normalised series (K, M, P);
+        ``on_step()`` after every step, once its result is computed (``block_until_ready``)."""
         np, jnp, K, M = self.np, self.jnp, self.order, len(psi)
         P = len(self.init)
         primals = (jnp.asarray(self.init), jnp.zeros(P), jnp.zeros(P))
@@ -217,6 +219,9 @@ class JaxTraining:
             bias1, bias2 = 1.0 - 0.85 ** (s + 1), 1.0 - 0.99 ** (s + 1)
             primals, series = self.compiled(pad, M)((*primals, np.zeros(())), (*series, weight_series[s]),
                                                     lr, bias1, bias2, onehot_in, onehot_target, inv_n)
+            if on_step is not None:
+                self.jax.block_until_ready((primals, series))
+                on_step()
         factorials = np.array([math.factorial(k) for k in range(1, K + 1)])[:, None, None]
         primals[0].block_until_ready()
         return np.asarray(primals[0]), np.asarray(series[0]) / factorials
@@ -278,8 +283,18 @@ def run_side(side, config, report):
     docs = setup.docs[:N_DOCS]
     prefix = config.prefix
     if side == "taylorsketch":
-        def run(steps):
-            taylorsketch_coefficients(setup, config.order, psi, prefix + steps)
+        from taylorsketch import training
+        train_steps = training.train_steps
+
+        def run(steps, on_step):
+            def timed_steps(*args, **kwargs):
+                kwargs["on_step"] = on_step
+                return train_steps(*args, **kwargs)
+            training.train_steps = timed_steps
+            try:
+                taylorsketch_coefficients(setup, config.order, psi, prefix + steps)
+            finally:
+                training.train_steps = train_steps
     else:
         # the same documents as taylorsketch's timed steps; JAX's cost per step does not depend
         # on the state it starts from, so its runs start at the prefix's end from the initial one
@@ -291,19 +306,26 @@ def run_side(side, config, report):
         jax_side.compiled(pad, config.n_directions)
         mean_n = statistics.mean(1.0 / inv_n for _, _, inv_n in encoded)
         report({"compile": time.perf_counter() - start, "pad": pad, "mean_n": mean_n})
-        def run(steps):
-            jax_side.train(encoded[:steps], psi)
-    run(2)                                          # warm-up (numba kernels, caches)
-    half, per_step, once = config.steps // 2, [], []
-    for _ in range(config.repeats):                 # per step: runs of s/2 and s steps
-        start = time.perf_counter()
-        run(half)
-        middle = time.perf_counter()
-        run(config.steps)
-        short, full = middle - start, time.perf_counter() - middle
-        per_step.append((full - short) / (config.steps - half))
-        once.append(short - (prefix + half) * per_step[-1])
-    report({"per_step": per_step, "once": once})
+
+        def run(steps, on_step):
+            jax_side.train(encoded[:steps], psi, on_step)
+    run(2, lambda: None)                            # warm-up (numba kernels, caches)
+    per_step = []
+    for _ in range(config.repeats):                 # every step timed on its own, after the prefix
+        ticks = []
+        run(config.steps, lambda: ticks.append(time.perf_counter()))
+        times = [b - a for a, b in zip(ticks, ticks[1:])][max(prefix - 1, 0):]
+        per_step.append(statistics.median(times))
+    report({"per_step": per_step})
+
+
+def _merged(results):
+    """One side's results of several rounds: every round's per-step medians together, the
+    first round's other entries (a round that failed gives its error, if none timed)."""
+    timed = [r for r in results if "per_step" in r]
+    if not timed:
+        return results[0]
+    return {**timed[0], "per_step": [t for r in timed for t in r["per_step"]]}
 
 
 def child(side, config):
@@ -351,8 +373,7 @@ def table(results):
         compile_ = format_seconds(theirs["compile"]) if "compile" in theirs else theirs.get("error", "-")
         positions = f"{theirs['pad']} ({theirs['mean_n']:.1f})" if "pad" in theirs else "-"
         after = f" after {config.prefix}" if config.prefix else ""
-        lines.append(f"| {config.order}, {config.n_directions} | {config.steps // 2} and {config.steps}{after} "
-                     f"x {config.repeats} | "
+        lines.append(f"| {config.order}, {config.n_directions} | {config.steps}{after} x {len(ours.get('per_step', ())) or config.repeats} | "
                      f"{format_seconds(ts_step) if ts_step else ours.get('error', '-')} | "
                      f"{format_seconds(jax_step) if jax_step else theirs.get('error', '-')} | "
                      f"{ratio} | {compile_} | {positions} |")
@@ -382,9 +403,10 @@ def report(check, complex_error, results, load_before, load_after, elapsed):
         "steps. One compile per document length would take 10-30 s each, so JAX's step is "
         "compiled once (ahead of time, timed apart, limit "
         f"{COMPILE_TIMEOUT:.0f} s per configuration) for documents padded to the longest of the "
-        "steps (padded positions add exact zeros; JAX computes them all the same). The time of a step is the "
-        "difference of runs of s/2 and s steps over s/2 (one-time costs such as encoding the "
-        "documents and allocating the jets left out; median of the repeats); \"after p\": "
+        "steps (padded positions add exact zeros; JAX computes them all the same). Every step is "
+        "timed on its own (JAX's until its result is ready), and the time of a step is the median "
+        "over a run's steps (one-time costs such as encoding the documents and allocating the jets, "
+        "and bursts of the host's load, left out), then the median of the repeats; \"after p\": "
         "taylorsketch runs p steps first and both sides time documents p+1 onwards, so that "
         "taylorsketch's timed steps are replayed ones (`taylorsketch.plan`), as nearly all of a full run are; \"JAX / taylorsketch\" above 1 means taylorsketch is faster.",
         "",
@@ -401,6 +423,8 @@ def main():
     parser.add_argument("--side", choices=["taylorsketch", "jax"], help=argparse.SUPPRESS)
     parser.add_argument("--config", help=argparse.SUPPRESS)
     parser.add_argument("--check-only", action="store_true", help="only the correctness check")
+    parser.add_argument("--rounds", type=int, default=1, metavar="N",
+                        help="run the two sides' child processes N times in turn (default 1)")
     parser.add_argument("--only", metavar="NAMES", help="comma-separated configurations (order-directions): "
                         + ", ".join(c.name for c in CONFIGS))
     args = parser.parse_args()
@@ -432,7 +456,8 @@ def main():
     results = {}
     for config in CONFIGS:
         print(f"running order {config.order}, {config.n_directions} directions ...", file=sys.stderr, flush=True)
-        results[config.name] = (child("taylorsketch", config), child("jax", config))
+        rounds = [(child("taylorsketch", config), child("jax", config)) for _ in range(args.rounds)]
+        results[config.name] = tuple(_merged([r[side] for r in rounds]) for side in (0, 1))
         print(f"  {results[config.name]}", file=sys.stderr, flush=True)
     text = report(check, complex_error, results, load_before, os.getloadavg()[0], time.perf_counter() - start)
     publish(text, args.write, SECTION)

@@ -308,15 +308,6 @@ def matmul_series(a0, as_, b0, bs, a_index=None, b_index=None):
     return _matmul_series_real(*args)
 
 
-@njit
-def _padded_primals(a0, b0):
-    """``a0`` with a zero row ``n`` in each matrix (rows go in pairs) and ``b0``, both contiguous."""
-    stack, n, k = a0.shape
-    a0p = np.zeros((stack, n + 1, k))
-    a0p[:, :n] = a0
-    return a0p, np.ascontiguousarray(b0)
-
-
 def _vectorized(fn):
     """``njit(fn)``, every signature compiled with LLVM's SLP vectoriser on
     (:data:`_config.NUMBA_SLP_VECTORIZE`; numba's default leaves it off).
@@ -380,30 +371,29 @@ def _store_partial(row, j, x0, x1, x2, x3, x4, x5, x6, x7):
 def _matmul_series_real(a0, as_, has_a, b0, bs, has_b, a_index, b_index, order, n_dirs):
     """Real series, in blocks of 2 rows x 8 columns of one output order held in
     registers.  Order ``r``'s block sums ``A_s B_(r-s)`` for ``s = r, 0, 1, .., r-1``
-    (``A_r B_0``, ``A_0 B_r``, then the cross terms), each over the inner index in order."""
+    (``A_r B_0``, ``A_0 B_r``, then the cross terms), each over the inner index in order.
+    ``B_0..B_K`` are copied into column panels once per direction (a row of 8 is one
+    vector load); the two ``A`` values of a step are scalars, read where they are."""
     n, k, p = a0.shape[1], a0.shape[2], b0.shape[2]
     n_panels = (p + PANEL - 1) // PANEL
     out = np.empty((order, n_dirs, a_index.shape[0], n, p))
-    a = np.zeros((order + 1, n + 1, k))               # A_0..A_K of one matrix, row n zero
     b = np.empty((order + 1, n_panels, k, PANEL))     # B_0..B_K in column panels
     for c in range(a_index.shape[0]):
         ha, hb = a_index[c], b_index[c]
-        a[0, :n] = a0[ha]
         _panels(b0[hb], b[0])
         for d in range(n_dirs):
-            if has_a:
-                a[1:, :n] = as_[:, d, ha]
             if has_b:
                 for r in range(order):
                     _panels(bs[r, d, hb], b[r + 1])
             for r in range(1, order + 1):
                 for i in range(0, n, 2):
+                    i1 = min(i + 1, n - 1)                    # an odd last row: row i again, not stored
                     for jb in range(n_panels):
                         x00 = x01 = x02 = x03 = x04 = x05 = x06 = x07 = 0.0     # row i
                         x10 = x11 = x12 = x13 = x14 = x15 = x16 = x17 = 0.0     # row i + 1
                         if has_a:                             # A_r B_0
                             for l in range(k):
-                                u, v = a[r, i, l], a[r, i + 1, l]
+                                u, v = as_[r - 1, d, ha, i, l], as_[r - 1, d, ha, i1, l]
                                 w0, w1, w2, w3 = b[0, jb, l, 0], b[0, jb, l, 1], b[0, jb, l, 2], b[0, jb, l, 3]
                                 w4, w5, w6, w7 = b[0, jb, l, 4], b[0, jb, l, 5], b[0, jb, l, 6], b[0, jb, l, 7]
                                 x00 += u * w0; x01 += u * w1; x02 += u * w2; x03 += u * w3    # noqa: E702
@@ -412,7 +402,7 @@ def _matmul_series_real(a0, as_, has_a, b0, bs, has_b, a_index, b_index, order, 
                                 x14 += v * w4; x15 += v * w5; x16 += v * w6; x17 += v * w7    # noqa: E702
                         if has_b:                             # A_0 B_r
                             for l in range(k):
-                                u, v = a[0, i, l], a[0, i + 1, l]
+                                u, v = a0[ha, i, l], a0[ha, i1, l]
                                 w0, w1, w2, w3 = b[r, jb, l, 0], b[r, jb, l, 1], b[r, jb, l, 2], b[r, jb, l, 3]
                                 w4, w5, w6, w7 = b[r, jb, l, 4], b[r, jb, l, 5], b[r, jb, l, 6], b[r, jb, l, 7]
                                 x00 += u * w0; x01 += u * w1; x02 += u * w2; x03 += u * w3    # noqa: E702
@@ -423,7 +413,7 @@ def _matmul_series_real(a0, as_, has_a, b0, bs, has_b, a_index, b_index, order, 
                             for s in range(1, r):
                                 t = r - s
                                 for l in range(k):
-                                    u, v = a[s, i, l], a[s, i + 1, l]
+                                    u, v = as_[s - 1, d, ha, i, l], as_[s - 1, d, ha, i1, l]
                                     w0, w1, w2, w3 = b[t, jb, l, 0], b[t, jb, l, 1], b[t, jb, l, 2], b[t, jb, l, 3]
                                     w4, w5, w6, w7 = b[t, jb, l, 4], b[t, jb, l, 5], b[t, jb, l, 6], b[t, jb, l, 7]
                                     x00 += u * w0; x01 += u * w1; x02 += u * w2; x03 += u * w3    # noqa: E702
@@ -451,19 +441,13 @@ def _matmul_series_real(a0, as_, has_a, b0, bs, has_b, a_index, b_index, order, 
 def _matmul_series_complex(a0, as_, has_a, b0, bs, has_b, a_index, b_index, order, n_dirs):
     n, k, p = a0.shape[1], a0.shape[2], b0.shape[2]
     out = np.empty((order, n_dirs, a_index.shape[0], n, p), dtype=np.complex128)
-    a0p, b0c = _padded_primals(a0, b0)
-    ar, ai = np.zeros((order, n + 1, k)), np.zeros((order, n + 1, k))   # planar, row n zero
-    br, bi = np.empty((order, k, p)), np.empty((order, k, p))
+    b0c = np.ascontiguousarray(b0)
+    br, bi = np.empty((order, k, p)), np.empty((order, k, p))             # planar
     acc = np.empty((4, p))                   # re and im of the rows i and i + 1
     for d in range(n_dirs):
         for c in range(a_index.shape[0]):
             ha, hb = a_index[c], b_index[c]
             for r in range(order):
-                if has_a:
-                    for i in range(n):
-                        for l in range(k):
-                            z = as_[r, d, ha, i, l]
-                            ar[r, i, l], ai[r, i, l] = z.real, z.imag
                 if has_b:
                     for l in range(k):
                         for j in range(p):
@@ -471,10 +455,12 @@ def _matmul_series_complex(a0, as_, has_a, b0, bs, has_b, a_index, b_index, orde
                             br[r, l, j], bi[r, l, j] = z.real, z.imag
             for r in range(order):
                 for i in range(0, n, 2):
+                    i1 = min(i + 1, n - 1)                      # an odd last row: row i again, not stored
                     acc[:] = 0.0
                     if has_a:
                         for l in range(k):                      # A_r B_0
-                            x0, y0, x1, y1 = ar[r, i, l], ai[r, i, l], ar[r, i + 1, l], ai[r, i + 1, l]
+                            z0, z1 = as_[r, d, ha, i, l], as_[r, d, ha, i1, l]
+                            x0, y0, x1, y1 = z0.real, z0.imag, z1.real, z1.imag
                             for j in range(p):
                                 w = b0c[hb, l, j]
                                 acc[0, j] += x0 * w
@@ -483,7 +469,7 @@ def _matmul_series_complex(a0, as_, has_a, b0, bs, has_b, a_index, b_index, orde
                                 acc[3, j] += y1 * w
                     if has_b:
                         for l in range(k):                      # A_0 B_r
-                            x0, x1 = a0p[ha, i, l], a0p[ha, i + 1, l]
+                            x0, x1 = a0[ha, i, l], a0[ha, i1, l]
                             for j in range(p):
                                 u, v = br[r, l, j], bi[r, l, j]
                                 acc[0, j] += x0 * u
@@ -494,8 +480,8 @@ def _matmul_series_complex(a0, as_, has_a, b0, bs, has_b, a_index, b_index, orde
                         for s in range(r):                      # A_(s+1) B_(r-s)
                             t = r - 1 - s
                             for l in range(k):
-                                x0, y0 = ar[s, i, l], ai[s, i, l]
-                                x1, y1 = ar[s, i + 1, l], ai[s, i + 1, l]
+                                z0, z1 = as_[s, d, ha, i, l], as_[s, d, ha, i1, l]
+                                x0, y0, x1, y1 = z0.real, z0.imag, z1.real, z1.imag
                                 for j in range(p):
                                     u, v = br[t, l, j], bi[t, l, j]
                                     acc[0, j] += x0 * u - y0 * v

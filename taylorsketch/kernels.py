@@ -543,7 +543,7 @@ def adam_update(p0, m0, v0, g0, ps, ms, vs, gs, beta1, beta2, lr, bias1, bias2, 
     recurrence and ``q = m_hat / s`` the division recurrence.  Unlike the other
     kernels this one takes the primal once, ``(P,)``, beside the series
     ``(K, M, P)``: the optimiser state is the largest array of a jet run.  One
-    pass over memory instead of a dozen temporaries.
+    kernel instead of a dozen numpy temporaries.
 
     Every loop runs over the parameters innermost (so it is vectorised), one
     pass per term of a recurrence; the first term of each sum is added to its

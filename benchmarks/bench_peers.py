@@ -381,7 +381,8 @@ def table(results):
         compile_ = format_seconds(theirs["compile"]) if "compile" in theirs else theirs.get("error", "-")
         positions = f"{theirs['pad']} ({theirs['mean_n']:.1f})" if "pad" in theirs else "-"
         after = f" after {config.prefix}" if config.prefix else ""
-        lines.append(f"| {config.order}, {config.n_directions} | {config.steps}{after} x {len(ours.get('per_step', ())) or config.repeats} | "
+        repeats = len(ours.get("per_step", ())) or config.repeats
+        lines.append(f"| {config.order}, {config.n_directions} | {config.steps}{after} x {repeats} | "
                      f"{format_seconds(ts_step) if ts_step else ours.get('error', '-')} | "
                      f"{format_seconds(jax_step) if jax_step else theirs.get('error', '-')} | "
                      f"{ratio} | {compile_} | {positions} |")
@@ -417,7 +418,8 @@ def report(check, complex_error, results, load_before, load_after, elapsed):
         "and bursts of the host's load, left out; taylorsketch trains 128 directions at a time, and "
         "its step is the sum of the batches' medians), then the median of the repeats; \"after p\": "
         "taylorsketch runs p steps first and both sides time documents p+1 onwards, so that "
-        "taylorsketch's timed steps are replayed ones (`taylorsketch.plan`), as nearly all of a full run are; \"JAX / taylorsketch\" above 1 means taylorsketch is faster.",
+        "taylorsketch's timed steps are replayed ones (`taylorsketch.plan`), as nearly all of a full "
+        "run are; \"JAX / taylorsketch\" above 1 means taylorsketch is faster.",
         "",
         f"Correctness (20 steps, order 3, 2 real directions): the largest difference between the "
         f"two sides' trained parameters, relative to the largest value of each coefficient "

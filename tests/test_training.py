@@ -387,6 +387,29 @@ def test_flatten_into_a_given_buffer_equals_a_fresh_one(small):
     assert not np.any(reused.series[:, :, a:b])
 
 
+
+@pytest.mark.parametrize("series_dtype", [np.float64, np.complex128])
+def test_flatten_checked_flags_a_non_finite_series_coefficient(small, series_dtype):
+    """The flag comes from the copy itself: with a real buffer (the copy kernel) and with a
+    complex buffer that real series are cast into (numpy's assignment), a NaN or inf in one
+    coefficient of one parameter is found, and finite series give True with the same values."""
+    from taylorsketch.training import FlatParams
+    model, init, _ = small
+    like = ts.Jet(np.zeros(3), np.zeros((2, 2, 3), dtype=series_dtype))
+    flat = FlatParams.from_dict(model.param_shapes(), init, like=like)
+    rng = np.random.default_rng(6)
+    grads = {name: ts.Jet(rng.normal(size=v.shape), rng.normal(size=(2, 2) + v.shape)) for name, v in init.items()}
+    buffer = np.empty_like(flat.flat.series)
+    reused, finite = flat.flatten_checked(grads, out=buffer)
+    assert finite is True and reused.series is buffer
+    np.testing.assert_array_equal(reused.series, flat.flatten(grads).series)
+    for bad in (np.nan, np.inf):
+        name = list(init)[-1]
+        broken = {**grads, name: ts.Jet(grads[name].primal, grads[name].series.copy())}
+        broken[name].series.flat[3] = bad
+        assert flat.flatten_checked(broken, out=buffer)[1] is False
+
+
 _FAULTS = """
 import resource, numpy as np, taylorsketch as ts
 data = ts.MLP.synthetic_dataset(4, seed=0)

@@ -303,9 +303,20 @@ def matmul_series(a0, as_, b0, bs, a_index=None, b_index=None):
     args = (a0, empty if as_ is None else as_, as_ is not None,
             b0, empty if bs is None else bs, bs is not None,
             np.asarray(a_index, dtype=np.int64), np.asarray(b_index, dtype=np.int64), order, n_dirs)
-    if series.dtype.char == "D":
-        return _matmul_series_complex(*args)
-    return _matmul_series_real(*args)
+    return matmul_series_kernel(series.dtype)(*args)
+
+
+def matmul_series_kernel(dtype):
+    """The compiled kernel behind :func:`matmul_series` for series of ``dtype``, for a
+    caller that works out its arguments once (a recorded step, :mod:`taylorsketch.plan`):
+    ``kernel(a0, as_, has_a, b0, bs, has_b, a_index, b_index, order, n_dirs)``, where
+    the series of a constant is an empty 5-D array of the other's dtype and ``has_*``
+    says which operands have series.
+
+    >>> matmul_series_kernel(np.dtype(complex)) is matmul_series_kernel(np.dtype(float))
+    False
+    """
+    return _matmul_series_complex if np.dtype(dtype).char == "D" else _matmul_series_real
 
 
 def _vectorized(fn):

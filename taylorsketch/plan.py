@@ -309,6 +309,8 @@ def _specialized(rule, plan, layouts, params, indexed):
     extra = None if plan is None or indexed else plan(layouts, params)
     if not extra:
         return rule, params
+    if set(extra) == {"_plan"}:              # the rule's work, planned: called as it is
+        return extra["_plan"], {}
     return partial(rule, **params, **extra), {}
 
 

@@ -49,7 +49,10 @@ def specialization(*names):
     series of a constant), and the result's, last.  ``plan`` returns the keyword
     arguments (beside ``params``) with which the rule skips what follows from the
     layouts alone, such as shapes, dtypes and resolved axes, or None; the rule
-    computes the same values either way, to the bit.
+    computes the same values either way, to the bit.  A ``_plan`` keyword on its
+    own is the rule's whole work for those layouts and ``params``, a callable
+    ``_plan(primals, series)``: a plan calls it in the rule's place, and the rule
+    given it calls it.
     """
     def decorate(plan):
         for name in names:
@@ -191,7 +194,9 @@ def neg_rule(primals, series):
 
 
 @register("mul")
-def mul_rule(primals, series, _layout=None):
+def mul_rule(primals, series, _layout=None, _plan=None):
+    if _plan is not None:
+        return _plan(primals, series)
     (a0, b0), (as_, bs) = primals, series
     y0 = a0 * b0
     if bs is None:
@@ -250,6 +255,45 @@ def _binary_plan(layouts, params):
     return {"_layout": _series_layout(b[2], y[0], _dtype(a, b))}
 
 
+class _PlannedProduct:
+    """A recorded product of two series of one shape and dtype beside their primals
+    (the layouts for which :func:`_same_layout` holds): :func:`kernels.cauchy` on the
+    operands as they are, its flat shapes and the primals' casts worked out once.
+    The values of :func:`mul_rule` to the bit; a series that is not contiguous at a
+    replay takes the rule's full arrays, as in the rule."""
+
+    def __init__(self, layouts):
+        (a_shape, a_dtype, series_shape, dtype), (_, b_dtype, _, _), _ = layouts
+        self.shape, self.dtype, self.layout = series_shape, dtype, _series_layout(series_shape, a_shape, dtype)
+        self.size = math.prod(a_shape)
+        self.flat = series_shape[:2] + (self.size,)
+        self.plain = a_dtype == dtype and b_dtype == dtype and len(a_shape) > 0
+
+    def primal(self, x0):
+        return x0.reshape(self.size) if self.plain else np.asarray(x0, dtype=self.dtype).reshape(self.size)
+
+    def __call__(self, primals, series):
+        (a0, b0), (as_, bs) = primals, series
+        y0 = a0 * b0
+        if not (as_.flags.c_contiguous and bs.flags.c_contiguous):
+            return y0, _binary_series(a0, as_, b0, bs, y0, kernels.mul, self.layout)
+        out = np.empty(self.shape, self.dtype)
+        kernels.cauchy(self.primal(a0), as_.reshape(self.flat), self.primal(b0), bs.reshape(self.flat),
+                       out.reshape(self.flat))
+        return y0, out
+
+
+@specialization("mul")
+def _mul_plan(layouts, params):
+    """A product of series of one layout as a :class:`_PlannedProduct`, otherwise the
+    layout of the full arrays (:func:`_binary_plan`)."""
+    a, b, y = layouts
+    if (a[2] is not None and a[2] == b[2] and a[2][2:] == a[0] == b[0] and a[3] == b[3]
+            and a[3] == np.result_type(np.float64, a[1], b[1], a[3])):
+        return {"_plan": _PlannedProduct(layouts)}
+    return _binary_plan(layouts, params)
+
+
 def matmul_stack(a, b):
     """``np.matmul`` that turns a stack times a matrix into a single GEMM.
 
@@ -290,12 +334,15 @@ def expand_series(xs, ndim):
 
 
 @register("matmul")
-def matmul_rule(primals, series):
+def matmul_rule(primals, series, _plan=None):
     """``(A B)_r = sum_{i+j=r} A_i B_j``.  Up to ``_config.COMPILED_MATMUL_MAX_ORDER``
     one compiled kernel (:func:`kernels.matmul_series`) computes every product of real
     matrices, stacks and constants included, in a fixed order of operations, so that
     a direction's series is the same to the bit whatever directions share its run;
-    above that order, numpy's GEMMs (:func:`matmul_series_numpy`)."""
+    above that order, numpy's GEMMs (:func:`matmul_series_numpy`).  ``_plan`` is the
+    kernel call worked out from the operands' layouts (:func:`_matmul_plan`)."""
+    if _plan is not None:
+        return _plan(primals, series)
     (a0, b0), (as_, bs) = primals, series
     a_vector, b_vector = a0.ndim == 1, b0.ndim == 1
     if a_vector:
@@ -366,6 +413,68 @@ def _kernel_matmul(a0, as_, b0, bs):
     (a0, as_, a_index), (b0, bs, b_index) = stack(a0, as_), stack(b0, bs)
     ys = kernels.matmul_series(a0, as_, b0, bs, a_index, b_index)
     return ys.reshape(ys.shape[:2] + batch + ys.shape[-2:])
+
+
+class _PlannedMatmul:
+    """A recorded product's kernel call, its operands' reshapes and stack indices
+    worked out once from their layouts: the steps of :func:`matmul_rule` on the
+    kernel's path, in the same order, so the same values to the bit."""
+
+    def __init__(self, a, b):
+        (a_shape, _, a_series, dtype), (b_shape, _, b_series, b_dtype) = a, b
+        self.a_vector, self.b_vector = len(a_shape) == 1, len(b_shape) == 1
+        a_shape = (1,) + a_shape if self.a_vector else a_shape
+        b_shape = b_shape + (1,) if self.b_vector else b_shape
+        dtype = dtype if dtype is not None else b_dtype
+        self.order, self.n_dirs = (a_series if a_series is not None else b_series)[:2]
+        lead = (self.order, self.n_dirs)
+        batch = np.broadcast_shapes(a_shape[:-2], b_shape[:-2])
+        self.batch_shape = lead + batch + (a_shape[-2], b_shape[-1])
+        stacks = []
+        for shape, has_series in ((a_shape, a_series is not None), (b_shape, b_series is not None)):
+            if len(a_shape) == len(b_shape) == 2:         # two matrices: stacks of one
+                index = _ONE_MATRIX
+            else:
+                index = np.arange(math.prod(shape[:-2])).reshape((1,) * (len(batch) + 2 - len(shape)) + shape[:-2])
+                index = np.ascontiguousarray(np.broadcast_to(index, batch).ravel())
+            matrices = (-1,) + shape[-2:]
+            stacks.append((matrices, lead + matrices if has_series else None, index))
+        (self.a_stack, self.as_stack, self.a_index), (self.b_stack, self.bs_stack, self.b_index) = stacks
+        self.kernel = kernels.matmul_series_kernel(dtype)
+        self.empty = np.empty((0,) * 5, dtype)
+
+    def __call__(self, primals, series):
+        (a0, b0), (as_, bs) = primals, series
+        if self.a_vector:
+            a0 = a0[None, :]
+            as_ = None if as_ is None else as_[..., None, :]
+        if self.b_vector:
+            b0 = b0[:, None]
+            bs = None if bs is None else bs[..., :, None]
+        y0 = np.matmul(a0, b0)
+        ys = self.kernel(a0.reshape(self.a_stack), self.empty if as_ is None else as_.reshape(self.as_stack),
+                         as_ is not None, b0.reshape(self.b_stack),
+                         self.empty if bs is None else bs.reshape(self.bs_stack), bs is not None,
+                         self.a_index, self.b_index, self.order, self.n_dirs)
+        return _unvector(y0, ys.reshape(self.batch_shape), self.a_vector, self.b_vector)
+
+
+@specialization("matmul")
+def _matmul_plan(layouts, params):
+    """A recorded product on the kernel's path (the conditions of :func:`_fused_matmul`,
+    read from the layouts) as a :class:`_PlannedMatmul`; None where the rule takes
+    numpy's GEMMs or casts one operand's series."""
+    a, b = layouts[:2]
+    order = (a[2] if a[2] is not None else b[2])[0]
+    if order > COMPILED_MATMUL_MAX_ORDER or a[1].char != "d" or b[1].char != "d" or 0 in a[0] or 0 in b[0]:
+        return None
+    for shape, dtype, series_shape, series_dtype in (a, b):
+        if series_shape is not None and (series_shape[2:] != shape or series_dtype.char not in "dD"
+                                         or 0 in series_shape):
+            return None
+    if a[2] is not None and b[2] is not None and (a[2][:2] != b[2][:2] or a[3] != b[3]):
+        return None
+    return {"_plan": _PlannedMatmul(a, b)}
 
 
 def _unvector(y0, ys, a_vector, b_vector):

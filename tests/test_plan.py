@@ -228,11 +228,14 @@ def test_a_plan_runs_the_specialized_rules(monkeypatch, gpt):
     _train(monkeypatch, model, init, docs, _weights(len(docs), 3, 2, True), replay=True)
     plans = Spy.made[0].plans.values()
     bound = {entry[1].func.__name__ for p in plans for entry in p.program if hasattr(entry[1], "func")}
+    planned = {type(entry[1]).__name__ for p in plans for entry in p.program}
     assert {"mul_rule", "div_rule", "pow_rule", "sum_rule", "transpose_rule", "rule"} <= bound
-    assert {"mul", "div", "pow", "sum", "transpose", "exp", "erf"} <= set(SPECIALIZED)
+    assert {"_PlannedMatmul", "_PlannedProduct"} <= planned
+    assert {"mul", "div", "pow", "sum", "transpose", "exp", "erf", "matmul"} <= set(SPECIALIZED)
 
 
-@given(st.sampled_from(["mul", "div"]), st.sampled_from([((3, 4), (3, 1)), ((1, 4), (3, 4)), ((), (2,)), ((2, 3), ())]),
+@given(st.sampled_from(["mul", "div"]), st.sampled_from([((3, 4), (3, 1)), ((1, 4), (3, 4)), ((), (2,)), ((2, 3), ()),
+                                                         ((3, 4), (3, 4)), ((), ())]),
        st.booleans(), st.booleans(), st.integers(1, 4), st.integers(1, 3))
 @settings(max_examples=30, deadline=None)
 def test_a_specialized_binary_rule_is_the_rule_to_the_bit(name, shapes, complex_a, complex_b, order, n_dirs):
@@ -247,3 +250,72 @@ def test_a_specialized_binary_rule_is_the_rule_to_the_bit(name, shapes, complex_
     extra = SPECIALIZED[name]((plan.layout(a), plan.layout(b), plan.layout(ts.Jet(y0, ys))), {})
     z0, zs = RULES[name]((a.primal, b.primal), (a.series, b.series), **extra)
     assert np.array_equal(y0, z0) and np.array_equal(ys, zs) and ys.dtype == zs.dtype and ys.strides == zs.strides
+
+
+_PRODUCT_SHAPES = [((3, 4), (4, 5)), ((4,), (4, 5)), ((3, 4), (4,)), ((4,), (4,)), ((2, 3, 4), (4, 5)),
+                   ((3, 4), (2, 4, 5)), ((2, 3, 4), (2, 4, 5)), ((2, 1, 3, 4), (5, 4, 2)), ((1, 3, 4), (2, 4, 1))]
+
+
+@given(st.sampled_from(_PRODUCT_SHAPES), st.sampled_from(["both", "left", "right"]), st.booleans(),
+       st.integers(1, 4), st.integers(1, 3), st.booleans())
+@settings(max_examples=40, deadline=None)
+def test_a_planned_product_is_the_rule_to_the_bit(shapes, which, complex_, order, n_dirs, transposed):
+    """Matrices, vectors, stacks broadcast against matrices and against each other,
+    constants on either side, real and complex series, operands stored transposed:
+    the product's kernel call worked out from the layouts gives the rule's values,
+    dtype and strides."""
+    from taylorsketch.rules import RULES, SPECIALIZED
+    rng = np.random.default_rng(order * 10 + n_dirs)
+
+    def operand(shape, has_series):
+        x0 = rng.normal(size=shape[::-1]).T if transposed else rng.normal(size=shape)
+        if not has_series:
+            return x0, None
+        xs = rng.normal(size=(order, n_dirs) + shape)
+        return x0, xs + 1j * rng.normal(size=xs.shape) if complex_ else xs
+    (a0, as_), (b0, bs) = operand(shapes[0], which != "right"), operand(shapes[1], which != "left")
+    layouts = [plan.layout(ts.Jet(x0, xs) if xs is not None else x0) for x0, xs in ((a0, as_), (b0, bs))]
+    y0, ys = RULES["matmul"]((a0, b0), (as_, bs))
+    extra = SPECIALIZED["matmul"](layouts + [plan.layout(ts.Jet(y0, ys))], {})
+    assert set(extra) == {"_plan"}
+    z0, zs = RULES["matmul"]((a0, b0), (as_, bs), **extra)
+    assert np.array_equal(y0, z0) and np.array_equal(ys, zs) and ys.dtype == zs.dtype and ys.strides == zs.strides
+
+
+def test_a_product_off_the_kernels_path_is_not_planned():
+    """Above the kernel's orders, with complex primals and with series of two dtypes the
+    rule keeps its own path (numpy's products, or a cast first)."""
+    from taylorsketch._config import COMPILED_MATMUL_MAX_ORDER
+    from taylorsketch.rules import SPECIALIZED
+
+    def layouts(a, b):
+        return [plan.layout(a), plan.layout(b), None]
+    real, high = ts.Jet(np.ones((2, 2)), np.ones((3, 1, 2, 2))), ts.Jet(np.ones((2, 2)), np.ones(
+        (COMPILED_MATMUL_MAX_ORDER + 1, 1, 2, 2)))
+    complex_ = ts.Jet(np.ones((2, 2)), np.ones((3, 1, 2, 2), complex))
+    assert SPECIALIZED["matmul"](layouts(real, real), {})
+    assert SPECIALIZED["matmul"](layouts(high, np.ones((2, 2))), {}) is None
+    assert SPECIALIZED["matmul"](layouts(real, complex_), {}) is None
+    assert SPECIALIZED["matmul"](layouts(real, np.ones((2, 2), complex)), {}) is None
+
+
+@pytest.mark.parametrize("shape", [(), (3,), (2, 3)])
+@pytest.mark.parametrize("complex_", [False, True])
+def test_a_planned_product_is_the_rule_on_scalars_and_on_series_stored_transposed(shape, complex_):
+    """A planned product of 0-d primals, and of series that are not contiguous at the
+    replay (it takes the rule's full arrays then), is the rule to the bit."""
+    from taylorsketch.rules import RULES, SPECIALIZED
+    rng = np.random.default_rng(len(shape))
+
+    def series(transposed):
+        xs = rng.normal(size=(3, 2) + shape) * (1 + 1j if complex_ else 1)
+        return np.ascontiguousarray(xs.T).T if transposed else xs
+    primals = (rng.normal(size=shape), rng.normal(size=shape))
+    layouts = [plan.layout(ts.Jet(x0, series(False))) for x0 in primals]
+    extra = SPECIALIZED["mul"](layouts + [layouts[0]], {})
+    assert type(extra["_plan"]).__name__ == "_PlannedProduct"
+    for transposed in (False, True):
+        xs = (series(transposed), series(False))
+        y0, ys = RULES["mul"](primals, xs)
+        z0, zs = extra["_plan"](primals, xs)
+        assert np.array_equal(y0, z0) and np.array_equal(ys, zs) and ys.dtype == zs.dtype and ys.strides == zs.strides

@@ -263,7 +263,9 @@ class Plan:
         for a, position in last_use.items():
             if a not in keep:
                 release[position].append(a)
-        self.program = [entry + (tuple(done),) for entry, done in zip(program, release)]
+        self.program = [(_call_kind(is_rule, args, params, indexed),) + (is_rule, fn, args, params, indexed, out,
+                                                                           tuple(done))
+                        for (is_rule, fn, args, params, indexed, out), done in zip(program, release)]
         self.series = [None] * len(self.primals)
 
     @classmethod
@@ -287,14 +289,21 @@ class Plan:
             primals[k], series[k] = leaf.primal, leaf.series
         for k, recipe in self.recipes:
             primals[k] = recipe.resolve(inputs)
-        for is_rule, fn, args, params, indexed, out, done in self.program:
-            if indexed:
-                params = {key: _resolve(value, inputs) for key, value in params.items()}
-            if is_rule:
-                primals[out], series[out] = fn(tuple([primals[a] for a in args]),
-                                               tuple([series[a] for a in args]), **params)
+        for kind, is_rule, fn, args, params, indexed, out, done in self.program:
+            if kind == UNARY:
+                a, = args
+                primals[out], series[out] = fn((primals[a],), (series[a],))
+            elif kind == BINARY:
+                a, b = args
+                primals[out], series[out] = fn((primals[a], primals[b]), (series[a], series[b]))
             else:
-                primals[out] = fn(*[primals[a] for a in args], **params)
+                if indexed:
+                    params = {key: _resolve(value, inputs) for key, value in params.items()}
+                if is_rule:
+                    primals[out], series[out] = fn(tuple([primals[a] for a in args]),
+                                                   tuple([series[a] for a in args]), **params)
+                else:
+                    primals[out] = fn(*[primals[a] for a in args], **params)
             for a in done:
                 primals[a] = series[a] = None
         outputs = [Jet.wrap(primals[k], series[k]) for k in self.outputs]
@@ -303,12 +312,24 @@ class Plan:
         return outputs
 
 
+UNARY, BINARY, OTHER = range(3)
+
+
+def _call_kind(is_rule, args, params, indexed):
+    """How a replay calls an entry: a rule of one or two operands without parameters
+    (bound, or none) in a line of its own, the rest by the general call."""
+    if not is_rule or params or indexed or len(args) > 2:
+        return OTHER
+    return UNARY if len(args) == 1 else BINARY
+
+
 def _specialized(rule, plan, layouts, params, indexed):
     """``(rule, params)`` of a recorded rule application: the rule specialized to the
-    recorded layouts (its parameters bound) where it has a specialization, else as it is."""
+    recorded layouts (its parameters bound) where it has a specialization, else with
+    its parameters bound (or as it is, where they are read from the inputs)."""
     extra = None if plan is None or indexed else plan(layouts, params)
     if not extra:
-        return rule, params
+        return (rule, params) if indexed or not params else (partial(rule, **params), {})
     if set(extra) == {"_plan"}:              # the rule's work, planned: called as it is
         return extra["_plan"], {}
     return partial(rule, **params, **extra), {}

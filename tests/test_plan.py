@@ -227,8 +227,8 @@ def test_a_plan_runs_the_specialized_rules(monkeypatch, gpt):
     model, init, docs = gpt
     _train(monkeypatch, model, init, docs, _weights(len(docs), 3, 2, True), replay=True)
     plans = Spy.made[0].plans.values()
-    bound = {entry[1].func.__name__ for p in plans for entry in p.program if hasattr(entry[1], "func")}
-    planned = {type(entry[1]).__name__ for p in plans for entry in p.program}
+    bound = {entry[2].func.__name__ for p in plans for entry in p.program if hasattr(entry[2], "func")}
+    planned = {type(entry[2]).__name__ for p in plans for entry in p.program}
     assert {"mul_rule", "div_rule", "pow_rule", "sum_rule", "transpose_rule", "rule"} <= bound
     assert {"_PlannedMatmul", "_PlannedProduct"} <= planned
     assert {"mul", "div", "pow", "sum", "transpose", "exp", "erf", "matmul"} <= set(SPECIALIZED)

@@ -225,6 +225,7 @@ def train_steps(model, flat, encoded, docs, weights, optimizer, start, stop, on_
     # a jet run replays recorded steps (bit for bit the eager ones, without their Python)
     replay = _config.replay() and type(flat.flat) is Jet
     step = StepPlans(model, params).loss_and_grads if replay else partial(model.loss_and_grads, params)
+    scale = _loss_scales(weights)
     grad_series = None
     if isinstance(flat.flat, Jet):
         _config.keep_freed_memory()
@@ -232,12 +233,24 @@ def train_steps(model, flat, encoded, docs, weights, optimizer, start, stop, on_
     with threadpool_limits(limits=BLAS_THREADS, user_api="blas"):
         for step_no in range(start, stop):
             i = step_no % len(docs)
-            loss, grads = step(encoded[i], 1.0 - weights[i])
+            loss, grads = step(encoded[i], scale(i))
             flat_grads, finite = flat.flatten_checked(grads, out=grad_series)
             _check_step_finite(loss, flat_grads, finite, step_no, i, docs[i])
             optimizer.step(flat.flat, flat_grads)
             if on_step is not None:
                 on_step()
+
+
+def _loss_scales(weights):
+    """``i -> 1 - w_i``, the scale of document ``i``'s loss.  A jet's are computed for
+    every document at once and read out per step, the same values to the bit as
+    ``1.0 - weights[i]`` (a subtraction from 1 and a negation, elementwise), each
+    series contiguous, without two jet operations per step."""
+    if type(weights) is not Jet:
+        return lambda i: 1.0 - weights[i]
+    scales = 1.0 - weights
+    series = np.ascontiguousarray(np.moveaxis(scales.series, 2, 0))       # (N, K, M)
+    return lambda i: Jet.wrap(scales.primal[i], series[i])
 
 
 def _work(weights, steps):

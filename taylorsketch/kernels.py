@@ -87,6 +87,33 @@ def cauchy(a0, as_, b0, bs, out):
 
 
 @njit
+def cauchy_rows(a0, as_, b0, bs, out):
+    """:func:`cauchy` of operands that broadcast along their last axis: primals
+    ``(R, Ca)`` and ``(R, Cb)`` beside series ``(K, M, R, Ca)`` and ``(K, M, R, Cb)``,
+    where ``Ca`` and ``Cb`` are the result's ``C`` or 1, into ``out`` ``(K, M, R, C)``.
+    Each element is the same sequence of operations as in :func:`mul` on the
+    broadcast full arrays (so the same bits), without making them.
+
+    >>> import numpy as np
+    >>> out = np.empty((1, 1, 1, 2))
+    >>> cauchy_rows(np.ones((1, 1)), np.ones((1, 1, 1, 1)), np.ones((1, 2)), np.full((1, 1, 1, 2), 2.0), out)
+    >>> out[0, 0, 0]                          # a_0 b_1 + a_1 b_0
+    array([3., 3.])
+    """
+    order, n_dirs, rows, cols = out.shape
+    step_a, step_b = (1 if a0.shape[1] > 1 else 0), (1 if b0.shape[1] > 1 else 0)
+    for d in range(n_dirs):
+        for k in range(order):
+            for r in range(rows):
+                for j in range(cols):
+                    ja, jb = j * step_a, j * step_b
+                    acc = a0[r, ja] * bs[k, d, r, jb]
+                    for i in range(1, k + 1):
+                        acc += as_[i - 1, d, r, ja] * bs[k - i, d, r, jb]
+                    out[k, d, r, j] = acc + as_[k, d, r, ja] * b0[r, jb]
+
+
+@njit
 def div(a, b, out):
     """Quotient ``y = a / b``: from ``y b = a``, ``y_k = (a_k - sum_{j=1..k} b_j y_{k-j}) / b_0``
     (:func:`quotient` on the full arrays; row 0, ``y_0``, is the caller's)."""
@@ -108,6 +135,26 @@ def quotient(as_, b0, bs, y0, out):
             for l in range(n):
                 out[k, d, l] -= bs[k, d, l] * y0[l]
                 out[k, d, l] /= b0[l]
+
+
+@njit
+def quotient_rows(as_, b0, bs, y0, out):
+    """:func:`quotient` of operands that broadcast along their last axis: ``as_``
+    ``(K, M, R, Ca)``, ``b0`` ``(R, Cb)``, ``bs`` ``(K, M, R, Cb)``, with ``Ca`` and ``Cb``
+    the result's ``C`` or 1, ``y0`` and ``out`` ``(R, C)`` and ``(K, M, R, C)``.  Each element
+    is the same sequence of operations as in :func:`div` on the broadcast full arrays."""
+    order, n_dirs, rows, cols = out.shape
+    step_a, step_b = (1 if as_.shape[3] > 1 else 0), (1 if b0.shape[1] > 1 else 0)
+    for d in range(n_dirs):
+        for k in range(order):
+            for r in range(rows):
+                for j in range(cols):
+                    ja, jb = j * step_a, j * step_b
+                    acc = as_[k, d, r, ja]
+                    for i in range(1, k + 1):
+                        acc -= bs[i - 1, d, r, jb] * out[k - i, d, r, j]
+                    acc -= bs[k, d, r, jb] * y0[r, j]
+                    out[k, d, r, j] = acc / b0[r, jb]
 
 
 @njit

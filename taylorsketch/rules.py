@@ -211,7 +211,9 @@ def mul_rule(primals, series, _layout=None, _plan=None):
 
 
 @register("div")
-def div_rule(primals, series, _layout=None):
+def div_rule(primals, series, _layout=None, _plan=None):
+    if _plan is not None:
+        return _plan(primals, series)
     (a0, b0), (as_, bs) = primals, series
     if bs is None:
         return a0 / b0, as_ / b0
@@ -283,14 +285,73 @@ class _PlannedProduct:
         return y0, out
 
 
+class _PlannedRows:
+    """A recorded product or quotient of two series whose operands broadcast along
+    their last axis only (a ``(T, 1)`` factor against a ``(T, C)`` one):
+    :func:`kernels.cauchy_rows` or :func:`kernels.quotient_rows` on the operands as
+    they are, in the result's dtype, without the full arrays of the rule.  The
+    values of :func:`mul_rule` and :func:`div_rule` to the bit."""
+
+    def __init__(self, name, layouts):
+        (a_shape, a_dtype, a_series, a_sdtype), (b_shape, b_dtype, _, b_sdtype), (y_shape, *_) = layouts
+        self.name, self.dtype = name, _dtype(*layouts[:2])
+        self.casts = [dtype != self.dtype for dtype in (a_dtype, a_sdtype, b_dtype, b_sdtype)]
+        lead, rows = a_series[:2], math.prod(y_shape[:-1])
+        self.a_rows, self.b_rows = (rows, a_shape[-1]), (rows, b_shape[-1])
+        self.a_flat, self.b_flat = lead + self.a_rows, lead + self.b_rows
+        self.shape, self.flat, self.y_rows = lead + y_shape, lead + (rows, y_shape[-1]), (rows, y_shape[-1])
+
+    def _as(self, x, k):
+        return x.astype(self.dtype) if self.casts[k] else x
+
+    def __call__(self, primals, series):
+        (a0, b0), (as_, bs) = primals, series
+        out = np.empty(self.shape, self.dtype)
+        a_series = self._as(as_, 1).reshape(self.a_flat)
+        b_primal, b_series = self._as(b0, 2).reshape(self.b_rows), self._as(bs, 3).reshape(self.b_flat)
+        if self.name == "mul":
+            y0 = a0 * b0
+            kernels.cauchy_rows(self._as(a0, 0).reshape(self.a_rows), a_series, b_primal, b_series,
+                                out.reshape(self.flat))
+        else:
+            if not np.all(b0):
+                check_domain("division", b0, nonzero, nonzero, "the divisor's primal is 0")
+            y0 = a0 / b0
+            kernels.quotient_rows(a_series, b_primal, b_series, np.asarray(y0, self.dtype).reshape(self.y_rows),
+                                  out.reshape(self.flat))
+        return y0, out
+
+
+def _rows_broadcast(layouts):
+    """Whether two operands with series of one kind broadcast along their last axis only."""
+    a, b, y = layouts
+    if a[2] is None or b[2] is None or a[2][:2] != b[2][:2] or a[2][2:] != a[0] or b[2][2:] != b[0]:
+        return False
+    if len(a[0]) != len(b[0]) or not a[0] or a[0][:-1] != b[0][:-1] or y[0] != a[0][:-1] + (y[0][-1],):
+        return False
+    return {a[0][-1], b[0][-1]} == {1, y[0][-1]} and y[0][-1] > 1
+
+
 @specialization("mul")
 def _mul_plan(layouts, params):
-    """A product of series of one layout as a :class:`_PlannedProduct`, otherwise the
-    layout of the full arrays (:func:`_binary_plan`)."""
+    """A product of series of one layout as a :class:`_PlannedProduct`, of series that
+    broadcast along their last axis as a :class:`_PlannedRows`, otherwise the layout
+    of the full arrays (:func:`_binary_plan`)."""
     a, b, y = layouts
     if (a[2] is not None and a[2] == b[2] and a[2][2:] == a[0] == b[0] and a[3] == b[3]
             and a[3] == np.result_type(np.float64, a[1], b[1], a[3])):
         return {"_plan": _PlannedProduct(layouts)}
+    if _rows_broadcast(layouts):
+        return {"_plan": _PlannedRows("mul", layouts)}
+    return _binary_plan(layouts, params)
+
+
+@specialization("div")
+def _div_plan(layouts, params):
+    """A quotient of series that broadcast along their last axis as a :class:`_PlannedRows`,
+    otherwise the layout of the full arrays (:func:`_binary_plan`)."""
+    if _rows_broadcast(layouts):
+        return {"_plan": _PlannedRows("div", layouts)}
     return _binary_plan(layouts, params)
 
 

@@ -229,13 +229,14 @@ def test_a_plan_runs_the_specialized_rules(monkeypatch, gpt):
     plans = Spy.made[0].plans.values()
     bound = {entry[2].func.__name__ for p in plans for entry in p.program if hasattr(entry[2], "func")}
     planned = {type(entry[2]).__name__ for p in plans for entry in p.program}
-    assert {"mul_rule", "div_rule", "pow_rule", "sum_rule", "transpose_rule", "rule"} <= bound
-    assert {"_PlannedMatmul", "_PlannedProduct"} <= planned
+    assert {"mul_rule", "pow_rule", "sum_rule", "transpose_rule", "rule"} <= bound
+    assert {"_PlannedMatmul", "_PlannedProduct", "_PlannedRows"} <= planned
     assert {"mul", "div", "pow", "sum", "transpose", "exp", "erf", "matmul"} <= set(SPECIALIZED)
 
 
 @given(st.sampled_from(["mul", "div"]), st.sampled_from([((3, 4), (3, 1)), ((1, 4), (3, 4)), ((), (2,)), ((2, 3), ()),
-                                                         ((3, 4), (3, 4)), ((), ())]),
+                                                         ((3, 4), (3, 4)), ((), ()), ((3, 1), (3, 4)),
+                                                         ((2, 3, 1), (2, 3, 5)), ((2, 3, 5), (2, 3, 1))]),
        st.booleans(), st.booleans(), st.integers(1, 4), st.integers(1, 3))
 @settings(max_examples=30, deadline=None)
 def test_a_specialized_binary_rule_is_the_rule_to_the_bit(name, shapes, complex_a, complex_b, order, n_dirs):
@@ -319,3 +320,30 @@ def test_a_planned_product_is_the_rule_on_scalars_and_on_series_stored_transpose
         y0, ys = RULES["mul"](primals, xs)
         z0, zs = extra["_plan"](primals, xs)
         assert np.array_equal(y0, z0) and np.array_equal(ys, zs) and ys.dtype == zs.dtype and ys.strides == zs.strides
+
+
+@pytest.mark.parametrize("shapes", [((3, 4), (3, 1)), ((3, 1), (3, 4)), ((3, 4), (3, 4))])
+def test_a_planned_quotient_by_zero_is_the_rules_error(shapes):
+    from taylorsketch.rules import RULES, SPECIALIZED
+    a, b = (ts.Jet(np.ones(shape), np.ones((2, 1) + shape)) for shape in shapes)
+    b.primal[1, 0] = 0.0
+    y = ts.Jet(np.ones(np.broadcast_shapes(*shapes)), np.ones((2, 1) + np.broadcast_shapes(*shapes)))
+    extra = SPECIALIZED["div"]((plan.layout(a), plan.layout(b), plan.layout(y)), {}) or {}
+    for params in ({}, extra):
+        with pytest.raises(ValueError, match="division: the primal has 1 entries where division is not analytic"):
+            RULES["div"]((a.primal, b.primal), (a.series, b.series), **params)
+
+
+def test_the_planned_broadcast_products_are_chosen_by_layout():
+    """Series broadcast along the last axis only are planned as rows; broadcasting along
+    another axis keeps the full arrays."""
+    from taylorsketch.rules import SPECIALIZED
+
+    def kinds(name, sa, sb):
+        a, b = (ts.Jet(np.ones(shape), np.ones((2, 3) + shape)) for shape in (sa, sb))
+        y = ts.Jet(np.ones(np.broadcast_shapes(sa, sb)), np.ones((2, 3) + np.broadcast_shapes(sa, sb)))
+        extra = SPECIALIZED[name]((plan.layout(a), plan.layout(b), plan.layout(y)), {})
+        return type(extra["_plan"]).__name__ if "_plan" in extra else sorted(extra)
+    assert kinds("mul", (7, 1), (7, 16)) == kinds("div", (4, 7, 7), (4, 7, 1)) == "_PlannedRows"
+    assert kinds("mul", (7, 16), (7, 16)) == "_PlannedProduct"
+    assert kinds("mul", (1, 16), (7, 16)) == kinds("div", (7, 16), (7, 16)) == ["_layout"]

@@ -553,6 +553,30 @@ def _matmul_series_complex(a0, as_, has_a, b0, bs, has_b, a_index, b_index, orde
 
 
 @njit
+def add_rows(out, rows, values):
+    """``out[:, rows[i]] += values[:, i]`` for ``i = 0, 1, ..`` in turn (``out`` ``(L, P, W)``,
+    ``values`` ``(L, n, W)``): what ``np.add.at`` does with a row index, repeated rows
+    accumulating in the same order, so the same sums.  Negative rows count from the
+    end; if any row is outside ``-P..P-1``, nothing is added and the result is False.
+
+    >>> import numpy as np
+    >>> out = np.zeros((1, 3, 1))
+    >>> add_rows(out, np.array([0, 2, 0]), np.ones((1, 3, 1))), out[0, :, 0]
+    (True, array([2., 0., 1.]))
+    """
+    n_rows = out.shape[1]
+    for i in range(rows.shape[0]):
+        if rows[i] < -n_rows or rows[i] >= n_rows:
+            return False
+    for l in range(out.shape[0]):
+        for i in range(rows.shape[0]):
+            row = rows[i] + n_rows if rows[i] < 0 else rows[i]
+            for w in range(out.shape[2]):
+                out[l, row, w] += values[l, i, w]
+    return True
+
+
+@njit
 def copy_finite(src, dst, start):
     """``dst[:, :, start:start + n] = src`` for ``src`` ``(K, M, n)`` and ``dst`` ``(K, M, P)``,
     and whether every value copied is finite: one pass where a copy and ``np.isfinite``

@@ -10,10 +10,12 @@ coefficients, since a training step calls them dozens of times.
 Axis arguments are resolved in one place, :func:`normalise_axes`.
 """
 
+import math
 import numbers
 
 import numpy as np
 
+from . import kernels
 from .rules import register, specialization
 
 # ----------------------------------------------------------------------------
@@ -127,6 +129,25 @@ def _explicit_index(index, ndim):
     return index[:at] + (slice(None),) * (ndim - used) + index[at + 1:]
 
 
+def _rows(index, values, shape):
+    """The index as rows of the leading axis (a 1-D array of signed integers, one per
+    leading entry of ``values``), or None."""
+    rows = index[0] if len(index) == 1 else None
+    if (isinstance(rows, np.ndarray) and rows.ndim == 1 and rows.dtype.kind == "i"
+            and np.shape(values) == rows.shape + tuple(shape[1:]) and np.asarray(values).dtype.kind in "fc"):
+        return rows.astype(np.int64, copy=False)
+    return None
+
+
+def _add_rows(out, rows, values, lead):
+    """``np.add.at(out, (:,) * lead + (rows,), values)`` by the kernel; False (nothing
+    added) if a row is out of range, for numpy to raise its error."""
+    n_rows, width = out.shape[lead], math.prod(out.shape[lead + 1:])
+    batch = math.prod(out.shape[:lead])
+    return kernels.add_rows(out.reshape(batch, n_rows, width), rows,
+                            np.asarray(values).reshape(batch, len(rows), width))
+
+
 def _integer(i):
     return isinstance(i, (int, np.integer)) and not isinstance(i, bool)
 
@@ -158,34 +179,21 @@ def getitem_rule(primals, series, index):
     return y0, np.moveaxis(trailing, (-2, -1), (0, 1))
 
 
-# Elements per row slice from which scatter_add adds rows one slice at a time.
-# Measured for 8 rows: np.add.at 17 and 24 us against the slices' 25 and 34 us
-# at slices of 96 and 192 elements, 69 and 542 us against 56 and 115 us at 384
-# and 3,072 (order 3 with 64 directions)
-ROW_SLICE_MIN = 256
-
-
 @register("scatter_add")
 def scatter_add_rule(primals, series, index, shape):
     """Adjoint of indexing: zeros of ``shape`` with the values added at ``index``
-    (repeated indices accumulate, as ``np.add.at``)."""
+    (repeated indices accumulate, as ``np.add.at``; rows of the leading axis, an
+    embedding's gradient, by :func:`kernels.add_rows`, the same sums)."""
     (v0,), (vs,) = primals, series
     index = _explicit_index(index, len(shape))
     y0 = np.zeros(shape, dtype=v0.dtype)
-    np.add.at(y0, index, v0)
+    rows = _rows(index, v0, shape)
+    if rows is None or not _add_rows(y0, rows, v0, 0):
+        np.add.at(y0, index, v0)
     direct = _series_index(index)
     if direct is not None:
         ys = np.zeros(vs.shape[:2] + tuple(shape), dtype=vs.dtype)
-        rows = index[0] if len(index) == 1 else None
-        if (isinstance(rows, np.ndarray) and rows.ndim == 1 and rows.dtype.kind in "iu"
-                and vs.shape[2:3] == rows.shape and vs.size >= ROW_SLICE_MIN * len(rows)):
-            # rows of the leading axis (an embedding's gradient at many directions): one
-            # slice at a time, in the order np.add.at takes them, so the same sums;
-            # np.add.at over a series costs about 20 ns per element, a slice's numpy
-            # call a few microseconds, so only slices this large go one by one
-            for i, row in enumerate(rows):
-                ys[:, :, row] += vs[:, :, i]
-        else:
+        if rows is None or vs.dtype.kind not in "fc" or not _add_rows(ys, rows, vs, 2):
             np.add.at(ys, direct, vs)
         return y0, ys
     trailing = np.zeros(tuple(shape) + vs.shape[:2], dtype=vs.dtype)

@@ -506,19 +506,28 @@ def test_indexing_and_its_adjoint_act_on_every_coefficient_as_on_an_array(index)
             np.testing.assert_array_equal(back.series[k, m], want)
 
 
-@pytest.mark.parametrize("n_dirs", [1, 64])
-def test_scatter_add_of_repeated_rows_is_np_add_at_to_the_bit(n_dirs, monkeypatch):
-    """An embedding's gradient: rows of the leading axis, repeated.  With slices of at
-    least ``shape_rules.ROW_SLICE_MIN`` elements (64 directions) the rule adds them one
-    slice at a time, otherwise by ``np.add.at``; both equal ``np.add.at`` on every
-    coefficient to the bit, and each other."""
-    from taylorsketch import shape_rules
+@pytest.mark.parametrize("n_dirs, shape, complex_", [(1, (27, 16), True), (64, (27, 16), True), (3, (27, 16), False),
+                                                     (2, (12,), False), (2, (12, 2, 3), True)])
+def test_scatter_add_of_repeated_rows_is_np_add_at_to_the_bit(n_dirs, shape, complex_):
+    """An embedding's gradient: rows of the leading axis, repeated and negative, added
+    by :func:`kernels.add_rows`: ``np.add.at`` on the primal and on every coefficient
+    to the bit, for signed and unsigned rows (the latter by ``np.add.at`` itself)."""
     rng = np.random.default_rng(n_dirs)
     rows = np.array([3, 5, 3, 1, -1, 7, 9, 3])
-    x = ts.Jet(rng.normal(size=(8, 16)), rng.normal(size=(3, n_dirs, 8, 16)) + 1j * rng.normal(size=(3, n_dirs, 8, 16)))
-    want = np.zeros((3, n_dirs, 27, 16), dtype=complex)
+    value_shape = (8,) + shape[1:]
+    series = rng.normal(size=(3, n_dirs) + value_shape) + (1j * rng.normal(size=(3, n_dirs) + value_shape) if complex_ else 0)
+    x = ts.Jet(rng.normal(size=value_shape), series)
+    want0, want = np.zeros(shape), np.zeros((3, n_dirs) + shape, dtype=series.dtype)
+    np.add.at(want0, rows, x.primal)
     np.add.at(want, (slice(None), slice(None), rows), x.series)
-    got = ts.scatter_add(x, rows, (27, 16))
-    assert np.array_equal(got.series, want)
-    monkeypatch.setattr(shape_rules, "ROW_SLICE_MIN", 1 if n_dirs == 1 else 10**9)   # the other path
-    assert np.array_equal(ts.scatter_add(x, rows, (27, 16)).series, want)
+    for index in (rows, rows.astype(np.int32), (rows % shape[0]).astype(np.uint8)):
+        got = ts.scatter_add(x, index, shape)
+        assert np.array_equal(got.primal, want0) and np.array_equal(got.series, want)
+        assert got.series.dtype == want.dtype
+
+
+def test_scatter_add_of_a_row_out_of_range_is_numpys_error():
+    x = ts.Jet(np.ones((2, 3)), np.ones((1, 1, 2, 3)))
+    for rows in (np.array([0, 4]), np.array([-5, 0])):
+        with pytest.raises(IndexError, match="out of bounds"):
+            ts.scatter_add(x, rows, (4, 3))

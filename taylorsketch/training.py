@@ -225,7 +225,7 @@ def train_steps(model, flat, encoded, docs, weights, optimizer, start, stop, on_
     # a jet run replays recorded steps (bit for bit the eager ones, without their Python)
     replay = _config.replay() and type(flat.flat) is Jet
     step = StepPlans(model, params).loss_and_grads if replay else partial(model.loss_and_grads, params)
-    scale = _loss_scales(weights)
+    scale = loss_scales(weights)
     grad_series = None
     if isinstance(flat.flat, Jet):
         _config.keep_freed_memory()
@@ -241,7 +241,7 @@ def train_steps(model, flat, encoded, docs, weights, optimizer, start, stop, on_
                 on_step()
 
 
-def _loss_scales(weights):
+def loss_scales(weights):
     """``i -> 1 - w_i``, the scale of document ``i``'s loss.  A jet's are computed for
     every document at once and read out per step, the same values to the bit as
     ``1.0 - weights[i]`` (a subtraction from 1 and a negation, elementwise), each

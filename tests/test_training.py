@@ -442,15 +442,15 @@ def test_jet_training_makes_malloc_keep_freed_memory():
 def test_the_loss_scales_are_one_minus_each_weight_to_the_bit(order, n_dirs, complex_):
     """A step's loss scale ``1 - w_i``, read from all of them computed at once, equals the
     jet operation on the one weight (values, dtype, shape; its series contiguous)."""
-    from taylorsketch.training import _loss_scales
+    from taylorsketch.training import loss_scales
     rng = np.random.default_rng(order)
     directions = rng.normal(size=(n_dirs, 7)) + (1j * rng.normal(size=(n_dirs, 7)) if complex_ else 0)
     weights = ts.Jet.from_directions(rng.normal(size=7), directions, order)
-    scale = _loss_scales(weights)
+    scale = loss_scales(weights)
     for i in range(7):
         expected, got = 1.0 - weights[i], scale(i)
         assert type(got) is ts.Jet and got.primal.shape == expected.primal.shape == ()
         assert np.array_equal(got.primal, expected.primal) and np.array_equal(got.series, expected.series)
         assert got.series.dtype == expected.series.dtype and got.series.flags.c_contiguous
     plain = rng.normal(size=7)
-    assert all(_loss_scales(plain)(i) == 1.0 - plain[i] for i in range(7))
+    assert all(loss_scales(plain)(i) == 1.0 - plain[i] for i in range(7))

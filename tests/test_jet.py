@@ -515,7 +515,8 @@ def test_scatter_add_of_repeated_rows_is_np_add_at_to_the_bit(n_dirs, shape, com
     rng = np.random.default_rng(n_dirs)
     rows = np.array([3, 5, 3, 1, -1, 7, 9, 3])
     value_shape = (8,) + shape[1:]
-    series = rng.normal(size=(3, n_dirs) + value_shape) + (1j * rng.normal(size=(3, n_dirs) + value_shape) if complex_ else 0)
+    series = rng.normal(size=(3, n_dirs) + value_shape)
+    series = series + 1j * rng.normal(size=series.shape) if complex_ else series
     x = ts.Jet(rng.normal(size=value_shape), series)
     want0, want = np.zeros(shape), np.zeros((3, n_dirs) + shape, dtype=series.dtype)
     np.add.at(want0, rows, x.primal)

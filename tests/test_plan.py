@@ -245,7 +245,8 @@ def test_a_specialized_binary_rule_is_the_rule_to_the_bit(name, shapes, complex_
 
     def jet(shape, complex_):
         series = rng.normal(size=(order, n_dirs) + (1,) * (2 - len(shape)) + shape)
-        return ts.Jet(rng.uniform(0.5, 2.0, (1,) * (2 - len(shape)) + shape), series + 1j * series if complex_ else series)
+        primal = rng.uniform(0.5, 2.0, (1,) * (2 - len(shape)) + shape)
+        return ts.Jet(primal, series + 1j * series if complex_ else series)
     a, b = jet(shapes[0], complex_a), jet(shapes[1], complex_b)
     y0, ys = RULES[name]((a.primal, b.primal), (a.series, b.series))
     extra = SPECIALIZED[name]((plan.layout(a), plan.layout(b), plan.layout(ts.Jet(y0, ys))), {})

@@ -7,7 +7,12 @@ whose kernels take microseconds.  The layers stay as they are (they are the
 package's teaching material); instead the sequence of rule applications of one
 step is *recorded* and afterwards *replayed*: the same rules, called with the
 same parameters on the new step's arrays, in the same order, so a replayed
-step is the eager step to the bit.
+step is the eager step to the bit.  A rule with a specialization
+(:func:`taylorsketch.rules.specialization`) is bound to what follows from its
+recorded operands' layouts (shapes, dtypes, resolved axes), and the busiest
+ones (products of matrices, products and quotients of series) are replaced by
+their kernel calls worked out once: the rule's work without its checks and
+dispatch, the same values.
 
 What a step depends on
 ----------------------

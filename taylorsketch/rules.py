@@ -501,7 +501,7 @@ class _PlannedMatmul:
             matrices = (-1,) + shape[-2:]
             stacks.append((matrices, lead + matrices if has_series else None, index))
         (self.a_stack, self.as_stack, self.a_index), (self.b_stack, self.bs_stack, self.b_index) = stacks
-        self.kernel = kernels.matmul_series_kernel(dtype)
+        self.kernel = kernels.matmul_series_kernel(dtype, b_shape[-1])
         self.empty = np.empty((0,) * 5, dtype)
 
     def __call__(self, primals, series):

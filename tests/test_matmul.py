@@ -18,7 +18,7 @@ Shape legend: K = order, M = directions, (n, k) @ (k, p) per order and direction
 """
 
 import numpy as np
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import strategies
@@ -202,10 +202,10 @@ def test_every_product_of_a_jet_training_step_runs_compiled(monkeypatch):
     calls = {"rule": 0, "kernel": 0}
     kernel_of, rule = kernels.matmul_series_kernel, rules.RULES["matmul"]
 
-    def counting_kernel_of(dtype):
+    def counting_kernel_of(dtype, columns):
         def counting_kernel(*args):
             calls["kernel"] += 1
-            return kernel_of(dtype)(*args)
+            return kernel_of(dtype, columns)(*args)
         return counting_kernel
 
     def counting_rule(primals, series):
@@ -254,3 +254,27 @@ def test_the_kernel_follows_its_order_of_operations_to_the_bit(data):
     got = kernels.matmul_series(a0, as_, b0, bs, a_index, b_index)
     want = reference.matmul_series_in_order(a0, as_, b0, bs, a_index, b_index)
     assert got.dtype == want.dtype and np.array_equal(got, want)
+
+
+@given(st.data())
+@settings(max_examples=30, deadline=None)
+def test_the_two_complex_kernels_are_the_same_sums(data):
+    """Complex products of few columns run in register blocks
+    (``kernels.COMPLEX_BLOCK_COLUMNS``), wider ones row by row: on any shape both
+    give the same values to the bit, so which one runs is a matter of speed only."""
+    from taylorsketch import kernels
+    order, n_dirs = data.draw(st.integers(1, 6)), data.draw(st.integers(1, 3))
+    n, k, p = data.draw(st.integers(1, 6)), data.draw(st.integers(1, 6)), data.draw(st.integers(1, 19))
+    has_a, has_b = data.draw(st.sampled_from([(True, True), (True, False), (False, True)]))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+
+    def series(shape):
+        return rng.normal(size=(order, n_dirs, 2) + shape) + 1j * rng.normal(size=(order, n_dirs, 2) + shape)
+    a0, b0 = rng.normal(size=(2, n, k)), rng.normal(size=(2, k, p))
+    empty = np.empty((0,) * 5, complex)
+    args = (a0, series((n, k)) if has_a else empty, has_a, b0, series((k, p)) if has_b else empty, has_b,
+            np.array([0, 1, 1]), np.array([1, 0, 1]), order, n_dirs)
+    blocks = kernels.matmul_series_kernel(np.dtype(complex), 1)
+    rows = kernels.matmul_series_kernel(np.dtype(complex), kernels.COMPLEX_BLOCK_COLUMNS + 1)
+    assert blocks is not rows
+    assert np.array_equal(blocks(*args), rows(*args))

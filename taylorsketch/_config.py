@@ -51,6 +51,13 @@ BLAS_THREADS = 1
 # the orders the tests check the kernel at (1..12).
 COMPILED_MATMUL_MAX_ORDER = 12
 
+# Complex matrix products of at most this many columns (the attention's) run in
+# the kernel of register blocks (``kernels._matmul_series_complex_blocks``), wider
+# ones in the row kernel; both form the same sums in the same order.  On the step's
+# shapes the blocks were 1.3-2.4 times as fast up to 9 columns, 0.9-1.25 at 12
+# and 0.64-0.87 at 16 (one core; orders 3 and 6; 1 and 125 directions).
+COMPLEX_BLOCK_COLUMNS = 8
+
 # Coefficients per lifted array in one slice of the MultiJet optimiser step
 # (2^22 float64 = 32 MB): the lifted (ranked) state is d times the MultiJet's
 # (at d = 12, 4.9 GB for MicroGPT's parameters and Adam's two moments), so it

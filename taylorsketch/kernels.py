@@ -39,7 +39,7 @@ import numba
 import numpy as np
 from numba.extending import overload
 
-from ._config import NUMBA_OPTIONS, NUMBA_PARALLEL_OPTIONS, NUMBA_SLP_VECTORIZE
+from ._config import COMPLEX_BLOCK_COLUMNS, NUMBA_OPTIONS, NUMBA_PARALLEL_OPTIONS, NUMBA_SLP_VECTORIZE
 
 njit = numba.njit(**NUMBA_OPTIONS)
 
@@ -360,8 +360,8 @@ def matmul_series_kernel(dtype, columns):
     ``kernel(a0, as_, has_a, b0, bs, has_b, a_index, b_index, order, n_dirs)``, where
     the series of a constant is an empty 5-D array of the other's dtype and ``has_*``
     says which operands have series.  Complex products of up to
-    ``COMPLEX_BLOCK_COLUMNS`` columns (the attention's) run in register blocks, wider
-    ones row by row; both kernels form the same sums in the same order.
+    ``_config.COMPLEX_BLOCK_COLUMNS`` columns (the attention's) run in register
+    blocks, wider ones row by row; both kernels form the same sums in the same order.
 
     >>> matmul_series_kernel(np.dtype(complex), 16) is matmul_series_kernel(np.dtype(float), 16)
     False
@@ -397,10 +397,6 @@ def _vectorized(fn):
 _COMPILING = threading.Lock()
 PANEL = 8                                    # the real kernel's block: 2 rows x 8 columns
 COMPLEX_PANEL = 4                            # the complex block kernel's: 2 rows x 4 columns
-# Complex products of at most this many columns run in the block kernel: on the
-# step's shapes it was 1.3-2.4 times as fast as the row kernel up to 9 columns,
-# 0.9-1.25 at 12 and 0.64-0.87 at 16 (one core; order 3 and 6; 1 and 125 directions)
-COMPLEX_BLOCK_COLUMNS = 8
 
 
 @njit

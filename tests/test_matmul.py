@@ -260,9 +260,10 @@ def test_the_kernel_follows_its_order_of_operations_to_the_bit(data):
 @settings(max_examples=30, deadline=None)
 def test_the_two_complex_kernels_are_the_same_sums(data):
     """Complex products of few columns run in register blocks
-    (``kernels.COMPLEX_BLOCK_COLUMNS``), wider ones row by row: on any shape both
+    (``_config.COMPLEX_BLOCK_COLUMNS``), wider ones row by row: on any shape both
     give the same values to the bit, so which one runs is a matter of speed only."""
     from taylorsketch import kernels
+    from taylorsketch._config import COMPLEX_BLOCK_COLUMNS
     order, n_dirs = data.draw(st.integers(1, 6)), data.draw(st.integers(1, 3))
     n, k, p = data.draw(st.integers(1, 6)), data.draw(st.integers(1, 6)), data.draw(st.integers(1, 19))
     has_a, has_b = data.draw(st.sampled_from([(True, True), (True, False), (False, True)]))
@@ -275,6 +276,6 @@ def test_the_two_complex_kernels_are_the_same_sums(data):
     args = (a0, series((n, k)) if has_a else empty, has_a, b0, series((k, p)) if has_b else empty, has_b,
             np.array([0, 1, 1]), np.array([1, 0, 1]), order, n_dirs)
     blocks = kernels.matmul_series_kernel(np.dtype(complex), 1)
-    rows = kernels.matmul_series_kernel(np.dtype(complex), kernels.COMPLEX_BLOCK_COLUMNS + 1)
+    rows = kernels.matmul_series_kernel(np.dtype(complex), COMPLEX_BLOCK_COLUMNS + 1)
     assert blocks is not rows
     assert np.array_equal(blocks(*args), rows(*args))

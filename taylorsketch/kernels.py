@@ -60,6 +60,25 @@ def _scale(w, z):
     return lambda w, z: w * z
 
 
+def over(z, b):
+    """``z / b`` for a real ``b > 0``: inside a kernel, to the bit numba's complex
+    division when ``z`` is complex, in operations that vectorise.
+
+    Numba divides by ``b + 0j`` with CPython's algorithm: ``ratio = 0 / b = +0``,
+    ``denom = b + 0 * ratio = b``, and ``((x + y * ratio) / denom, (y - x * ratio) /
+    denom)``, with branches and checks in every element's loop.  The same operations
+    without them, signed zeros and non-finite values included.
+    """
+    return z / b
+
+
+@overload(over)
+def _over(z, b):
+    if isinstance(z, numba.types.Complex):
+        return lambda z, b: complex((z.real + z.imag * 0.0) / b, (z.imag - z.real * 0.0) / b)
+    return lambda z, b: z / b
+
+
 @njit
 def mul(a, b, out):
     """Cauchy product ``out_k = sum_{i=0..k} a_i b_{k-i}`` for every row k (:func:`cauchy`
@@ -787,12 +806,12 @@ def adam_update(p0, m0, v0, g0, ps, ms, vs, gs, beta1, beta2, lr, bias1, bias2, 
         for k in range(1, n_orders + 1):
             if k == 1:
                 for l in range(n):
-                    x = scale(inv_s[l], ms[0, d, l] / bias1 - s[1, l] * q[0, l])
+                    x = scale(inv_s[l], over(ms[0, d, l], bias1) - s[1, l] * q[0, l])
                     q[1, l] = x
                     ps[0, d, l] -= scale(lr, x)
                 continue
             for l in range(n):
-                q[k, l] = ms[k - 1, d, l] / bias1 - s[1, l] * q[k - 1, l]
+                q[k, l] = over(ms[k - 1, d, l], bias1) - s[1, l] * q[k - 1, l]
             for j in range(2, k):
                 for l in range(n):
                     q[k, l] -= s[j, l] * q[k - j, l]

@@ -10,6 +10,7 @@ wrong index or weight gives an O(1) error.
 Shape legend: K = order, L = number of scalar series, M = directions, P = parameters.
 """
 
+import numba
 import numpy as np
 import pytest
 from hypothesis import example, given
@@ -300,6 +301,8 @@ def test_adam_update_is_its_one_pass_per_term_twin_to_the_bit(order, dtype):
              rng.uniform(-1, 1, n_params), series(), series(), series(), series()]
     state[4][..., :3] = 0.0                          # zero coefficients: their signs must agree too
     state[7][..., 3:5] = -0.0
+    zeros = [0.0, -0.0, complex(-0.0, 0.0), complex(0.0, -0.0)] if dtype is np.complex128 else [0.0, -0.0, -0.0, 0.0]
+    state[5][..., 5:9] = state[7][..., 5:9] = zeros       # zeros of m: the signs of m_hat / s must agree too
     hyper = (0.85, 0.99, 0.01, 1 - 0.85 ** 4, 1 - 0.99 ** 4, 1e-3)
     got, want = [x.copy() for x in state], [x.copy() for x in state]
     kernels.adam_update(*got, *hyper)
@@ -307,6 +310,24 @@ def test_adam_update_is_its_one_pass_per_term_twin_to_the_bit(order, dtype):
     for name, a, b in zip(("p0", "m0", "v0", "g0", "ps", "ms", "vs", "gs"), got, want):
         assert a.tobytes() == b.tobytes(), name
     assert not np.array_equal(got[4], state[4]) or order == 0      # the step did move the parameters
+
+
+@numba.njit
+def _divided(z, b):
+    return z / b, kernels.over(z, b)
+
+
+@pytest.mark.parametrize("b", [1.0, 0.25, 1 - 0.85 ** 4, 3e-300])
+def test_over_is_numbas_division_by_a_real_to_the_bit(b):
+    """``kernels.over(z, b)`` is numba's ``z / b`` for complex ``z`` and real ``b > 0``, with
+    signed zeros, infinities and NaNs in either part; and plain division for real ``z``."""
+    parts = [0.0, -0.0, 1.5, -2.5e-310, np.inf, -np.inf, np.nan, 1e308]
+    for x in parts:
+        for y in parts:
+            want, got = _divided(complex(x, y), b)
+            assert np.array([want]).tobytes() == np.array([got]).tobytes(), (x, y, want, got)
+        want, got = _divided(x, b)
+        assert np.array([want]).tobytes() == np.array([got]).tobytes(), (x, want, got)
 
 
 # copy_finite: a copy into a slice of the flat gradient, and a finiteness check in the same pass

@@ -24,6 +24,7 @@ import sys
 import time
 
 CONFIGS = {"3-64-real": (3, 64, "real", 60), "3-64-complex": (3, 64, "complex", 60),
+           "3-500-complex": (3, 500, "complex", 20),
            "6-1-complex": (6, 1, "complex", 300), "6-1-real": (6, 1, "real", 300), "3-1-real": (3, 1, "real", 300)}
 PREFIX = 30
 

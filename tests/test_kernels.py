@@ -444,3 +444,39 @@ def test_vectorized_kernels_compile_with_the_slp_vectoriser_on(monkeypatch):
     compiled = kernels._vectorized(kernel)
     assert compiled(1.0) == 2.0 and compiled(np.float32(1.0)) == 2.0
     assert seen == [1, 1] and numba.config.SLP_VECTORIZE == 0
+
+
+# cauchy_rows, quotient_rows: the product and quotient of operands broadcast along their last axis
+
+
+@given(st.integers(1, 6), st.integers(1, 3), st.integers(1, 4), st.integers(2, 9), st.booleans(),
+       st.sampled_from([np.float64, np.complex128]), st.integers(0, 2**32 - 1))
+def test_row_kernels_are_mul_and_div_on_the_broadcast_full_arrays(order, n_dirs, rows, cols, left, dtype, seed):
+    """Each element of :func:`kernels.cauchy_rows` and :func:`kernels.quotient_rows` is
+    :func:`kernels.mul` and :func:`kernels.div` on the broadcast full arrays, to the bit,
+    and close to the twins (``reference.mul``, ``reference.div``) coefficient by coefficient."""
+    rng = np.random.default_rng(seed)
+
+    def operand(width):
+        x = rng.uniform(0.5, 2.0, size=(order + 1, n_dirs, rows, width))
+        return (x + 1j * rng.uniform(-1, 1, size=x.shape) if dtype is np.complex128 else x).astype(dtype)
+    a, b = (operand(1), operand(cols)) if left else (operand(cols), operand(1))
+    a[0] = a[0, :1]                                  # one primal, shared by the directions
+    b[0] = b[0, :1]
+    full = (order + 1, n_dirs, rows, cols)
+    fa, fb = np.broadcast_to(a, full).reshape(order + 1, -1), np.broadcast_to(b, full).reshape(order + 1, -1)
+    want_mul, want_div = np.empty_like(fa), np.empty_like(fa)
+    kernels.mul(fa, fb, want_mul)
+    want_div[0] = fa[0] / fb[0]
+    kernels.div(fa, fb, want_div)
+    got_mul, got_div = np.empty((order, n_dirs, rows, cols), dtype), np.empty((order, n_dirs, rows, cols), dtype)
+    kernels.cauchy_rows(a[0, 0], a[1:], b[0, 0], b[1:], got_mul)
+    kernels.quotient_rows(a[1:], b[0, 0], b[1:], want_div[0].reshape(full[1:])[0], got_div)
+    assert np.array_equal(got_mul, want_mul[1:].reshape(got_mul.shape))
+    assert np.array_equal(got_div, want_div[1:].reshape(got_div.shape))
+    for d in range(n_dirs):
+        ad, bd = (np.broadcast_to(x, full)[:, d].reshape(order + 1, -1) for x in (a, b))
+        reference.assert_series_close(np.concatenate([ad[:1] * bd[:1], got_mul[:, d].reshape(order, -1)]),
+                                      reference.mul(ad, bd), RTOL)
+        reference.assert_series_close(np.concatenate([ad[:1] / bd[:1], got_div[:, d].reshape(order, -1)]),
+                                      reference.div(ad, bd), RTOL)

@@ -68,6 +68,9 @@ def over(z, b):
     ``denom = b + 0 * ratio = b``, and ``((x + y * ratio) / denom, (y - x * ratio) /
     denom)``, with branches and checks in every element's loop.  The same operations
     without them, signed zeros and non-finite values included.
+
+    >>> over(complex(1.0, -0.0), 4.0)                 # outside a kernel, plain division
+    (0.25-0j)
     """
     return z / b
 
@@ -161,7 +164,14 @@ def quotient_rows(as_, b0, bs, y0, out):
     """:func:`quotient` of operands that broadcast along their last axis: ``as_``
     ``(K, M, R, Ca)``, ``b0`` ``(R, Cb)``, ``bs`` ``(K, M, R, Cb)``, with ``Ca`` and ``Cb``
     the result's ``C`` or 1, ``y0`` and ``out`` ``(R, C)`` and ``(K, M, R, C)``.  Each element
-    is the same sequence of operations as in :func:`div` on the broadcast full arrays."""
+    is the same sequence of operations as in :func:`div` on the broadcast full arrays.
+
+    >>> import numpy as np
+    >>> out = np.empty((1, 1, 1, 2))                  # (1 + t) / (2 + t), broadcast to 2 columns
+    >>> quotient_rows(np.ones((1, 1, 1, 1)), np.full((1, 2), 2.0), np.ones((1, 1, 1, 2)), np.full((1, 2), 0.5), out)
+    >>> out[0, 0, 0]                                  # (a_1 - b_1 y_0) / b_0
+    array([0.25, 0.25])
+    """
     order, n_dirs, rows, cols = out.shape
     step_a, step_b = (1 if as_.shape[3] > 1 else 0), (1 if b0.shape[1] > 1 else 0)
     for d in range(n_dirs):

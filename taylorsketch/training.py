@@ -245,7 +245,14 @@ def loss_scales(weights):
     """``i -> 1 - w_i``, the scale of document ``i``'s loss.  A jet's are computed for
     every document at once and read out per step, the same values to the bit as
     ``1.0 - weights[i]`` (a subtraction from 1 and a negation, elementwise), each
-    series contiguous, without two jet operations per step."""
+    series contiguous, without two jet operations per step.
+
+    >>> import numpy as np
+    >>> w = Jet.from_directions(np.array([0.25, 0.0]), np.array([[1.0, 0.0]]), 1)
+    >>> scale = loss_scales(w)
+    >>> float(scale(0).primal), scale(0).series.tolist()
+    (0.75, [[-1.0]])
+    """
     if type(weights) is not Jet:
         return lambda i: 1.0 - weights[i]
     scales = 1.0 - weights

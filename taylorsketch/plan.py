@@ -268,9 +268,8 @@ class Plan:
         for a, position in last_use.items():
             if a not in keep:
                 release[position].append(a)
-        self.program = [(_call_kind(is_rule, args, params, indexed),) + (is_rule, fn, args, params, indexed, out,
-                                                                           tuple(done))
-                        for (is_rule, fn, args, params, indexed, out), done in zip(program, release)]
+        self.program = [(_call_kind(is_rule, args, params, indexed), is_rule, fn, args, params, indexed, out,
+                         tuple(done)) for (is_rule, fn, args, params, indexed, out), done in zip(program, release)]
         self.series = [None] * len(self.primals)
 
     @classmethod

@@ -294,7 +294,7 @@ class _PlannedRows:
 
     def __init__(self, name, layouts):
         (a_shape, a_dtype, a_series, a_sdtype), (b_shape, b_dtype, _, b_sdtype), (y_shape, *_) = layouts
-        self.name, self.dtype = name, _dtype(*layouts[:2])
+        self.quotient, self.dtype = name == "div", _dtype(*layouts[:2])
         self.casts = [dtype != self.dtype for dtype in (a_dtype, a_sdtype, b_dtype, b_sdtype)]
         lead, rows = a_series[:2], math.prod(y_shape[:-1])
         self.a_rows, self.b_rows = (rows, a_shape[-1]), (rows, b_shape[-1])
@@ -309,16 +309,16 @@ class _PlannedRows:
         out = np.empty(self.shape, self.dtype)
         a_series = self._as(as_, 1).reshape(self.a_flat)
         b_primal, b_series = self._as(b0, 2).reshape(self.b_rows), self._as(bs, 3).reshape(self.b_flat)
-        if self.name == "mul":
-            y0 = a0 * b0
-            kernels.cauchy_rows(self._as(a0, 0).reshape(self.a_rows), a_series, b_primal, b_series,
-                                out.reshape(self.flat))
-        else:
+        if self.quotient:
             if not np.all(b0):
                 check_domain("division", b0, nonzero, nonzero, "the divisor's primal is 0")
             y0 = a0 / b0
             kernels.quotient_rows(a_series, b_primal, b_series, np.asarray(y0, self.dtype).reshape(self.y_rows),
                                   out.reshape(self.flat))
+        else:
+            y0 = a0 * b0
+            kernels.cauchy_rows(self._as(a0, 0).reshape(self.a_rows), a_series, b_primal, b_series,
+                                out.reshape(self.flat))
         return y0, out
 
 
